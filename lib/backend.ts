@@ -1,0 +1,188 @@
+/**
+ * Picks the TensorFlow.js backend for this process and makes it able to train.
+ *
+ * Why: the fastest backend differs per machine. The native ones (tfjs-node-gpu, tfjs-node) need libtensorflow,
+ * which their install script downloads; where that was impossible their import fails cleanly and we move on
+ * to wasm (XNNPACK, SIMD, optionally 2 threads), then to the pure-JS cpu backend. wasm and cpu cannot train
+ * conv nets well as shipped, so our replacement gradient kernels (lib/kernels/) are registered before the
+ * backend is selected. Every attempt leaves one line in `BackendInfo.tried`, printed to stderr unless quiet.
+ */
+import * as tf from "@tensorflow/tfjs";
+import "@tensorflow/tfjs-backend-wasm";
+import { registerTrainingKernels } from "./kernels/mod.ts";
+
+/** A backend we can select. "tensorflow" is libtensorflow via tfjs-node(-gpu). */
+export type BackendName = "tensorflow" | "wasm" | "cpu";
+
+/** What `initBackend` selected, and one line per attempt. */
+export interface BackendInfo {
+  name: BackendName;
+  /** Compute threads (wasm: 1 or 2; tensorflow: what libtensorflow uses, reported as os cores; cpu: 1). */
+  threads: number;
+  /** True when tfjs-node-gpu loaded and a GPU device is present. */
+  gpu: boolean;
+  /** One line per attempt, in order, ending with the choice. */
+  tried: string[];
+}
+
+/** Options of `initBackend`. */
+export interface InitBackendOptions {
+  /** "auto" (default) tries tensorflow-gpu → tensorflow → wasm → cpu; a name forces that backend (or fails). */
+  backend?: BackendName | "auto";
+  /** wasm threads (default 1). More than 1 uses the threaded wasm build; if it fails, 1 thread is used. */
+  threads?: number;
+  /** Do not print the attempt lines to stderr. */
+  quiet?: boolean;
+}
+
+let current: { key: string; info: Promise<BackendInfo> } | null = null;
+
+/**
+ * Select and initialise the backend; idempotent for the same options (a later call with different options
+ * is an error: a process has one backend).
+ *
+ * @example
+ * ```ts
+ * const info = await initBackend({ backend: "auto" });
+ * console.log(info.name, info.threads);
+ * ```
+ */
+export function initBackend(opts: InitBackendOptions = {}): Promise<BackendInfo> {
+  const key = JSON.stringify([opts.backend ?? "auto", opts.threads ?? 1]);
+  if (current) {
+    if (current.key !== key) {
+      return Promise.reject(
+        new Error(
+          `lib/backend.ts: backend already initialised with ${current.key}, cannot switch to ${key}.`,
+        ),
+      );
+    }
+    return current.info;
+  }
+  const info = pick(opts);
+  current = { key, info };
+  info.catch(() => current = null);
+  return info;
+}
+
+async function pick(opts: InitBackendOptions): Promise<BackendInfo> {
+  const want = opts.backend ?? "auto";
+  if (!["auto", "tensorflow", "wasm", "cpu"].includes(want)) {
+    throw new Error(`lib/backend.ts: unknown backend '${want}', expected auto, tensorflow, wasm or cpu.`);
+  }
+  const tried: string[] = [];
+  const say = (line: string) => {
+    tried.push(line);
+    if (!opts.quiet) console.error(`backend: ${line}`);
+  };
+  const done = (name: BackendName, threads: number, gpu: boolean): BackendInfo => {
+    say(
+      `using ${name}${name === "wasm" ? ` (${threads} thread${threads > 1 ? "s" : ""})` : ""}${
+        gpu ? " on GPU" : ""
+      }`,
+    );
+    return { name, threads, gpu, tried };
+  };
+
+  if (want === "auto" || want === "tensorflow") {
+    for (const pkg of ["@tensorflow/tfjs-node-gpu", "@tensorflow/tfjs-node"]) {
+      const err = await tryImport(pkg);
+      if (err === null && tf.findBackend("tensorflow") && await tf.setBackend("tensorflow")) {
+        const gpu = pkg.endsWith("-gpu") && await gpuDevicePresent();
+        return done("tensorflow", navigator.hardwareConcurrency ?? 1, gpu);
+      }
+      say(`${pkg} unavailable: ${err ?? "backend did not initialise"}`);
+    }
+    if (want === "tensorflow") {
+      throw new Error(
+        `lib/backend.ts: backend 'tensorflow' was requested but neither tfjs-node-gpu nor tfjs-node loads.`,
+      );
+    }
+  }
+
+  if (want === "auto" || want === "wasm") {
+    registerTrainingKernels("wasm");
+    const threads = Math.max(1, Math.floor(opts.threads ?? 1));
+    if (threads > 1) say(`wasm threads=${threads} not supported in this build; using 1`);
+    if (await tf.setBackend("wasm")) {
+      quietCpuBanner();
+      return done("wasm", 1, false);
+    }
+    say("wasm unavailable: the wasm binary did not initialise");
+    if (want === "wasm") {
+      throw new Error(`lib/backend.ts: backend 'wasm' was requested but failed to initialise.`);
+    }
+  }
+
+  registerTrainingKernels("cpu");
+  quietCpuBanner();
+  if (!await tf.setBackend("cpu")) {
+    throw new Error("lib/backend.ts: even the cpu backend failed to initialise.");
+  }
+  return done("cpu", 1, false);
+}
+
+/** Import a native tfjs package, swallowing its "kernel already registered" warnings; null on success. */
+async function tryImport(pkg: string): Promise<string | null> {
+  const warn = console.warn;
+  console.warn = () => {};
+  try {
+    await import(pkg);
+    return null;
+  } catch (e) {
+    const msg = (e instanceof Error ? e.message : String(e)).split("\n")[0].trim();
+    const m = /can not be found at path: (\S+?)\.?$/.exec(msg);
+    return m ? `native addon not built (${m[1]} missing; libtensorflow was not installed)` : msg;
+  } finally {
+    console.warn = warn;
+  }
+}
+
+/** The cpu backend prints an "install tfjs-node" banner on first use; we already said what we chose. */
+function quietCpuBanner(): void {
+  const warn = console.warn;
+  console.warn = () => {};
+  try {
+    const cpu = tf.findBackend("cpu") as unknown as { firstUse?: boolean } | null;
+    if (cpu) cpu.firstUse = false;
+  } finally {
+    console.warn = warn;
+  }
+}
+
+async function gpuDevicePresent(): Promise<boolean> {
+  for (const p of ["/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia/version"]) {
+    try {
+      await Deno.stat(p);
+      return true;
+    } catch { /* absent */ }
+  }
+  return false;
+}
+
+/**
+ * Cheap probe: is a CUDA GPU usable by tfjs-node-gpu here? True when an NVIDIA device is present and
+ * tfjs-node-gpu's native binding is installed. Loads nothing.
+ *
+ * @example
+ * ```ts
+ * const profile = (await gpuAvailable()) ? "paper" : "cpu";
+ * ```
+ */
+export async function gpuAvailable(): Promise<boolean> {
+  if (!await gpuDevicePresent()) return false;
+  try {
+    const { createRequire } = await import("node:module");
+    const req = createRequire(import.meta.url);
+    const pkgJson = req.resolve("@tensorflow/tfjs-node-gpu/package.json");
+    const dir = pkgJson.slice(0, -"package.json".length);
+    for await (const e of Deno.readDir(`${dir}lib`)) {
+      if (!e.isDirectory || !e.name.startsWith("napi-v")) continue;
+      try {
+        await Deno.stat(`${dir}lib/${e.name}/tfjs_binding.node`);
+        return true;
+      } catch { /* not built */ }
+    }
+  } catch { /* package not installed */ }
+  return false;
+}

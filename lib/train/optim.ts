@@ -95,14 +95,14 @@ function toTensor(e: StateEntry, where: string, shape: number[]): tf.Tensor {
 }
 
 function zerosVar(v: tf.Variable): tf.Variable {
-  return tf.variable(tf.zerosLike(v), false);
+  return tf.tidy(() => tf.variable(tf.zerosLike(v), false));
 }
 
 /** Shared bookkeeping: named slot variables (moments) per parameter and a step counter. */
 abstract class SlotOptimizer {
   protected count = 0;
   protected readonly slots = new Map<string, Map<string, tf.Variable>>();
-  private readonly countVar = tf.variable(tf.scalar(0), false);
+  private readonly countVar = tf.tidy(() => tf.variable(tf.scalar(0), false));
 
   constructor(
     protected readonly who: string,

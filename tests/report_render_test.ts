@@ -371,3 +371,27 @@ Deno.test("writeReport replaces the figure folder and writes the markdown", asyn
 Deno.test("bad dataset names are rejected with a clear sentence", async () => {
   await assert.rejects(() => renderReport({ ...fixture(0.6), dataset: "../x" }), /dataset name "\.\.\/x"/);
 });
+
+Deno.test("published numbers: input, config block over the built-in, explicit none", async () => {
+  const { resolvePublished } = await import("../lib/report/render.ts");
+  assert.equal(resolvePublished("pets37", {})?.teacher_top1, 0.9092);
+  assert.equal(resolvePublished("pets37", { published: null }), null);
+  assert.equal(resolvePublished("cifar10", {}), null);
+  const over = resolvePublished("pets37", {
+    published: {
+      teacher_top1: 0.9103,
+      students: [{ top1: 0.8275, epochs: 300, arch: "R50x1" }],
+      note: "paper",
+    },
+  });
+  assert.equal(over?.teacher_top1, 0.9103);
+  assert.deepEqual(over?.students, [{ top1: 0.8275, epochs: 300, arch: "R50x1" }]);
+  assert.equal(over?.resolution, 128); // kept from the built-in entry
+  const own = resolvePublished("mine", {
+    published: { teacher_top1: 0.5, students: [{ top1: 0.4, epochs: 10 }] },
+  });
+  assert.equal(own?.source, "config `published`");
+  const md =
+    (await renderReport({ ...fixture(0.6), config: { ...fixture(0.6).config, published: null } })).markdown;
+  assert.match(md, /config turns the comparison off/);
+});

@@ -138,7 +138,8 @@ export function confusionSpec(
     axis: showLabels ? { labelLimit: 300 } : { labels: false, ticks: false },
   });
   const layers: Record<string, unknown>[] = [{
-    mark: { type: "rect" },
+    // Per-cell aria-labels are useful (and tested) but cost ~150 bytes a cell; drop them for big C.
+    mark: { type: "rect", aria: showLabels },
     encoding: {
       color: {
         field: "fraction",

@@ -171,23 +171,40 @@ export function deriveRunFacts(config: Record<string, unknown>, run: RunFacts = 
   return facts;
 }
 
-function publishedFromConfig(p: unknown, dataset: string): Published | null | undefined {
+/**
+ * The published numbers to compare with: `input.published` if given (null = none); else the config's
+ * `published` block (null = none) laid over the built-in entry for the dataset, if any; else the built-in.
+ */
+export function resolvePublished(
+  dataset: string,
+  config: Record<string, unknown>,
+  given?: Published | null,
+): Published | null {
+  if (given !== undefined) return given;
+  const builtin = publishedFor(dataset);
+  const p = get(config, "published");
   if (p === null) return null;
-  if (!p || typeof p !== "object") return undefined;
-  const o = p as Record<string, any>;
-  if (typeof o.teacher_top1 !== "number" || !Array.isArray(o.students)) return undefined;
-  return {
-    name: dataset,
-    source: String(o.source ?? "config `published`"),
-    teacher_top1: o.teacher_top1,
-    teacher_arch: typeof o.teacher_arch === "string" ? o.teacher_arch : undefined,
-    students: o.students.map((s: Record<string, unknown>) => ({
+  if (!p || typeof p !== "object") return builtin;
+  const o = p as Record<string, unknown>;
+  const str = (x: unknown) => (typeof x === "string" ? x : undefined);
+  const students = Array.isArray(o.students)
+    ? o.students.map((s: Record<string, unknown>) => ({
       top1: Number(s.top1),
       epochs: Number(s.epochs),
-      arch: typeof s.arch === "string" ? s.arch : undefined,
-    })),
-    note: typeof o.note === "string" ? o.note : undefined,
+      arch: str(s.arch),
+    }))
+    : undefined;
+  const teacherTop1 = num(o.teacher_top1) ?? builtin?.teacher_top1;
+  if (teacherTop1 === undefined || !(students ?? builtin?.students)) return builtin;
+  const out: Published = {
+    ...(builtin ?? { name: dataset, source: "config `published`", teacher_top1: teacherTop1, students: [] }),
   };
+  out.teacher_top1 = teacherTop1;
+  if (students) out.students = students;
+  if (str(o.source)) out.source = str(o.source)!;
+  if (str(o.teacher_arch)) out.teacher_arch = str(o.teacher_arch);
+  if (str(o.note)) out.note = str(o.note);
+  return out;
 }
 
 const code = (s: string) => "`" + s.replace(/`/g, "'") + "`";
@@ -377,8 +394,15 @@ function publishedSection(input: ReportInput, facts: RunFacts, pub: Published | 
   const header = ["", "Teacher top-1", "Student top-1", "Student schedule", "Resolution", "Training images"];
   if (!pub) {
     out.push(
-      `There is no published FunMatch number for ${code(input.dataset)}: the original work and its public ` +
-        `re-implementation report other datasets, so this run is judged against its own teacher only.`,
+      publishedFor(input.dataset)
+        ? `Published numbers exist for ${
+          code(input.dataset)
+        } but this run's config turns the comparison off ` +
+          `(\`published: null\`), so this run is judged against its own teacher only.`
+        : `There is no published FunMatch number for ${
+          code(input.dataset)
+        }: the original work and its public ` +
+          `re-implementation report other datasets, so this run is judged against its own teacher only.`,
       "",
       table(header, [oursRow]),
     );
@@ -584,9 +608,7 @@ export async function renderReport(input: ReportInput): Promise<ReportOutput> {
   const cfgClasses = get(input.config, "classes");
   const classes = input.classes ??
     (Array.isArray(cfgClasses) && cfgClasses.every((c) => typeof c === "string") ? cfgClasses : undefined);
-  const pub = input.published !== undefined
-    ? input.published
-    : (publishedFromConfig(get(input.config, "published"), ds) ?? publishedFor(ds));
+  const pub = resolvePublished(ds, input.config ?? {}, input.published);
   const files = new Map<string, string>();
   const img = (file: string, alt: string) => `![${alt}](${ds}/${file})`;
 

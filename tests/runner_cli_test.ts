@@ -163,6 +163,17 @@ Deno.test("cli: usage, manifest errors with lines, status output", async () => {
     assert.match(bad.stderr, /expected "run" or "status", got "walk"/);
     assert.equal((await runCli(f.root, ["run", "--frobnicate"])).code, 2);
 
+    // Without --resolved-config the real config module decides: an unknown dataset is one sentence.
+    const nosuch = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", CLI, "status", "no-such-set", "--profile", "cpu"],
+      cwd: REPO,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(nosuch.code, 1);
+    assert.match(new TextDecoder().decode(nosuch.stderr), /^error: .*pipeline\/datasets\/no-such-set\.yaml/m);
+    await Deno.stat(`${REPO}/data/no-such-set`).then(() => assert.fail("created data/no-such-set"), () => {});
+
     const manifest = await f.read("pipeline/manifest.yaml");
     await f.write(
       "pipeline/manifest.yaml",

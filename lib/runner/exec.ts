@@ -66,13 +66,20 @@ export async function spawnStage(opts: {
     log.close();
     throw e;
   }
-  // Log writes are serialised through one promise chain so chunks from both streams never interleave mid-chunk.
+  // The terminal gets the bytes as they come; the log gets whole lines (stdout and stderr never interleave
+  // mid-line), with live-bar redraws (`\r`) collapsed to their final state and colour codes removed.
   let logChain: Promise<void> = Promise.resolve();
+  const enc = new TextEncoder();
   const pump = async (stream: ReadableStream<Uint8Array>, sink: Sink) => {
+    const lines = new LogLines();
+    const toLog = (text: string) => {
+      if (text) logChain = logChain.then(() => writeAll(log, enc.encode(text))).catch(() => {});
+    };
     for await (const chunk of stream) {
-      logChain = logChain.then(() => writeAll(log, chunk)).catch(() => {});
+      toLog(lines.push(chunk));
       await sink(chunk);
     }
+    toLog(lines.end());
   };
   const pumps = Promise.all([
     pump(child.stdout, opts.stdout ?? toStdout),
@@ -97,3 +104,47 @@ export async function spawnStage(opts: {
     status,
   };
 }
+
+/**
+ * Turns a byte stream of terminal output into log text: complete lines only, a `\r` (a progress bar
+ * redrawing itself) discards what came before it on the line, ANSI escape sequences are dropped.
+ */
+export class LogLines {
+  #dec = new TextDecoder();
+  #line = "";
+  #cr = ""; // a chunk ending in \r might be half of \r\n
+
+  /** Feeds a chunk; returns the complete lines it finished (with their newlines). */
+  push(chunk: Uint8Array): string {
+    return this.#take(this.#dec.decode(chunk, { stream: true }));
+  }
+
+  /** Flushes a final unterminated line (with a newline added). */
+  end(): string {
+    const out = this.#take(this.#dec.decode());
+    const last = stripAnsi(this.#line);
+    this.#line = "";
+    return last ? `${out}${last}\n` : out;
+  }
+
+  #take(text: string): string {
+    text = this.#cr + text;
+    this.#cr = "";
+    if (text.endsWith("\r")) {
+      this.#cr = "\r";
+      text = text.slice(0, -1);
+    }
+    let out = "";
+    for (const part of text.split(/(\r\n|\n|\r)/)) {
+      if (part === "\n" || part === "\r\n") {
+        out += this.#line + "\n";
+        this.#line = "";
+      } else if (part === "\r") this.#line = "";
+      else this.#line += part;
+    }
+    return stripAnsi(out);
+  }
+}
+
+// deno-lint-ignore no-control-regex
+const stripAnsi = (s: string) => s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "");

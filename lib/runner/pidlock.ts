@@ -31,11 +31,19 @@ function parseHolder(text: string): Holder | null {
   return m ? { pid, child: Number(m[1]), stage: m[2] } : { pid };
 }
 
-/** Whether a process is alive (Linux /proc; elsewhere assumed alive, the safe answer). */
+/**
+ * Whether a runner or stage process is alive: Linux /proc, not a zombie, and a `deno` process (so a pid
+ * reused by something else after a reboot does not hold the dataset forever). Elsewhere: assumed alive.
+ */
 export function processAlive(pid: number): boolean {
   try {
     const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return !/^\d+ \(.*\) [ZX]/s.test(stat); // zombies are dead for our purpose
+    if (/^\d+ \(.*\) [ZX]/s.test(stat)) return false; // zombies are dead for our purpose
+    try {
+      return Deno.readTextFileSync(`/proc/${pid}/cmdline`).includes("deno");
+    } catch {
+      return true;
+    }
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
       try {

@@ -85,6 +85,8 @@ export interface StatusReport {
   text: string;
   /** Holder pid when a runner is working on the dataset now. */
   runnerPid?: number;
+  /** Stat cache counters of this check: files answered from the cache, files hashed, bytes read. */
+  cache: { hits: number; hashed: number; bytes: number };
 }
 
 /** Result of {@linkcode runPipeline}. */
@@ -249,7 +251,12 @@ export async function pipelineStatus(o: PipelineOptions): Promise<StatusReport> 
   const verdicts = await plan(pr);
   await pr.ctx.cache.save();
   const holder = liveHolder(`${dataDir(o)}/.runner.pid`);
-  return { verdicts, text: formatVerdicts(verdicts), runnerPid: holder?.pid };
+  return {
+    verdicts,
+    text: formatVerdicts(verdicts),
+    runnerPid: holder?.pid,
+    cache: { ...pr.ctx.cache.stats },
+  };
 }
 
 /** Throws when a stage that would run reads a missing input whose maker is outside the selection. */
@@ -376,6 +383,8 @@ export async function runPipeline(o: PipelineOptions): Promise<RunReport> {
           FUNMATCH_RUNNER: "1",
           FUNMATCH_STAGE: s.name,
           FUNMATCH_LOG: `${logDir}/${s.name}.log`,
+          // The stage's stderr is a pipe (teed), so it cannot see the user's terminal itself.
+          FUNMATCH_TTY: Deno.stderr.isTerminal() ? "1" : "0",
         },
         logPath: `${logDir}/${s.name}.log`,
         header: `\n=== ${new Date().toISOString()} run ${lastRun.id}: deno ${args.join(" ")} ===\n`,

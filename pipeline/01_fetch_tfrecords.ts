@@ -24,7 +24,12 @@ await runStage("fetch", async (ctx) => {
         const from = `${paths.downloads}/${s.file}`;
         const to = `${tmp}/${split}/${name}`;
         await Deno.link(from, to).catch(() => Deno.copyFile(from, to));
-        splits[split].push({ file: `${split}/${name}`, bytes: s.bytes, sha256: s.sha256, records: s.records });
+        splits[split].push({
+          file: `${split}/${name}`,
+          bytes: s.bytes,
+          sha256: s.sha256,
+          records: s.records,
+        });
       }
     }
     await writeFileAtomic(`${tmp}/manifest.json`, stableJson({ splits }, 2) + "\n");

@@ -23,7 +23,14 @@ await runStage("teacher", async (ctx) => {
     console.error(`teacher: imported ${t.pretrained}; validation top-1 ${(100 * valTop1).toFixed(2)} %`);
     await writeOutDir(paths.teacher, async (tmp) => {
       await saveWeights(`${tmp}/weights.bin`, model.params);
-      await writeModelOut(tmp, { model, config, role: "teacher", history: [], valTop1, source: t.pretrained });
+      await writeModelOut(tmp, {
+        model,
+        config,
+        role: "teacher",
+        history: [],
+        valTop1,
+        source: t.pretrained,
+      });
     });
     return;
   }

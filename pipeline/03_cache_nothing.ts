@@ -24,15 +24,23 @@ await runStage("freeze", async (ctx) => {
   });
   console.error(
     `freeze: between two inception crops of the same ${n} validation images the teacher's top-1 changes ` +
-      `${(100 * consistency.top1_change_rate).toFixed(1)} % of the time (mean KL ${consistency.mean_kl.toFixed(3)})`,
+      `${(100 * consistency.top1_change_rate).toFixed(1)} % of the time (mean KL ${
+        consistency.mean_kl.toFixed(3)
+      })`,
   );
   await writeOutDir(paths.frozen, async (tmp) => {
     await Deno.copyFile(`${paths.teacher}/weights.bin`, `${tmp}/teacher.bin`);
     await writeFileAtomic(
       `${tmp}/card.json`,
-      stableJson({ ...card, frozen: true, inference_only: true, eval_preprocess: config.eval.preprocess }, 2) + "\n",
+      stableJson(
+        { ...card, frozen: true, inference_only: true, eval_preprocess: config.eval.preprocess },
+        2,
+      ) + "\n",
     );
     await writeFileAtomic(`${tmp}/consistency.json`, stableJson(consistency, 2) + "\n");
-    await Deno.writeFile(`${tmp}/teacher.onnx`, exportOnnx(teacher.spec, teacher.params, { imageSize: card.image_size }));
+    await Deno.writeFile(
+      `${tmp}/teacher.onnx`,
+      exportOnnx(teacher.spec, teacher.params, { imageSize: card.image_size }),
+    );
   });
 });

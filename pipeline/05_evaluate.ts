@@ -28,7 +28,11 @@ async function timeTfjs(model: Model, size: number, repeats: number): Promise<Ti
     y.dispose();
   };
   const b1 = await measureLatency(run, { batch: 1, warmup: 3, repeats });
-  const b64 = await measureLatency(run, { batch: 64, warmup: 1, repeats: Math.max(3, Math.ceil(repeats / 4)) });
+  const b64 = await measureLatency(run, {
+    batch: 64,
+    warmup: 1,
+    repeats: Math.max(3, Math.ceil(repeats / 4)),
+  });
   return { latency_ms_b1: b1.median_ms, throughput_b64: b64.images_per_s };
 }
 
@@ -45,9 +49,16 @@ await runStage("evaluate", async (ctx) => {
   if (modes.length === 0) throw new Error(`${paths.students} holds no student (run the distill stage first)`);
   const students = new Map<string, { model: Model; card: ModelCard; onnx: Uint8Array }>();
   for (const mode of modes) {
-    const card = await readJson<ModelCard>(`${paths.students}/${mode}/card.json`, `the ${mode} student's card`);
+    const card = await readJson<ModelCard>(
+      `${paths.students}/${mode}/card.json`,
+      `the ${mode} student's card`,
+    );
     const model = await loadModel(`${paths.students}/${mode}/weights.bin`, card.arch, C);
-    students.set(mode, { model, card, onnx: exportOnnx(model.spec, model.params, { imageSize: card.image_size }) });
+    students.set(mode, {
+      model,
+      card,
+      onnx: exportOnnx(model.spec, model.params, { imageSize: card.image_size }),
+    });
   }
 
   // ONNX Runtime copies of the students answer the same test images, to prove the export keeps accuracy
@@ -88,16 +99,18 @@ await runStage("evaluate", async (ctx) => {
     const s = students.get(mode)!;
     const p = preds[1 + i];
     const timing = await timeTfjs(s.model, s.card.image_size, repeats);
-    const m: M & Record<string, unknown> = { ...summarize({
-      logits: p.logits,
-      labels: p.labels,
-      numClasses: C,
-      teacherLogits: tPred.logits,
-      params: s.model.paramCount(),
-      bytes: (await Deno.stat(`${paths.students}/${mode}/weights.bin`)).size,
-      ...timing,
-      teacher: { params: teacher.paramCount(), latency_ms_b1: teacherTiming.latency_ms_b1 },
-    }) };
+    const m: M & Record<string, unknown> = {
+      ...summarize({
+        logits: p.logits,
+        labels: p.labels,
+        numClasses: C,
+        teacherLogits: tPred.logits,
+        params: s.model.paramCount(),
+        bytes: (await Deno.stat(`${paths.students}/${mode}/weights.bin`)).size,
+        ...timing,
+        teacher: { params: teacher.paramCount(), latency_ms_b1: teacherTiming.latency_ms_b1 },
+      }),
+    };
     m.throughput_speedup = timing.throughput_b64 / teacherTiming.throughput_b64;
     const session = sessions.get(mode);
     if (session) {
@@ -106,7 +119,11 @@ await runStage("evaluate", async (ctx) => {
         await runLogits(session, new Float32Array(b * size * size * 3), [b, size, size, 3]);
       };
       const ob1 = await measureLatency(ortRun, { batch: 1, warmup: 3, repeats });
-      const ob64 = await measureLatency(ortRun, { batch: 64, warmup: 1, repeats: Math.max(3, repeats / 4) });
+      const ob64 = await measureLatency(ortRun, {
+        batch: 64,
+        warmup: 1,
+        repeats: Math.max(3, Math.ceil(repeats / 4)),
+      });
       m.onnx = {
         top1: top1(o.logits, o.labels, C),
         same_top1_as_tfjs: agreement(p.logits, o.logits, C, 1),
@@ -118,7 +135,9 @@ await runStage("evaluate", async (ctx) => {
     }
     studentsM[mode] = m;
     console.error(
-      `evaluate: ${mode}: top-1 ${(100 * m.top1).toFixed(2)} % (teacher ${(100 * teacherM.top1).toFixed(2)} %), ` +
+      `evaluate: ${mode}: top-1 ${(100 * m.top1).toFixed(2)} % (teacher ${
+        (100 * teacherM.top1).toFixed(2)
+      } %), ` +
         `agreement ${(100 * m.agreement_top1).toFixed(2)} %, ${m.compression?.toFixed(1)}× fewer parameters`,
     );
   }

@@ -4,14 +4,23 @@
  */
 import YAML from "yaml";
 import { readJson, repoRoot, runStage, writeFileAtomic } from "../lib/stage/mod.ts";
-import { type History, type IndexEntry, mainMode, renderIndex, renderReport, writeReport } from "../lib/report/mod.ts";
+import {
+  type History,
+  type IndexEntry,
+  mainMode,
+  renderIndex,
+  renderReport,
+  writeReport,
+} from "../lib/report/mod.ts";
 import type { CacheNothing, M, StageRun } from "../lib/report/mod.ts";
 import type { LockFile } from "../lib/runner/lock.ts";
 import { version as tfjsVersion } from "@tensorflow/tfjs";
 
 await runStage("report", async (ctx) => {
   const { config, paths, dataset } = ctx;
-  const metrics = await readJson<{ teacher: M; students: Record<string, M>; backend?: { name: string; threads: number } }>(
+  const metrics = await readJson<
+    { teacher: M; students: Record<string, M>; backend?: { name: string; threads: number } }
+  >(
     `${paths.eval}/metrics.json`,
     "the evaluation metrics",
   );
@@ -20,20 +29,48 @@ await runStage("report", async (ctx) => {
   for (const mode of Object.keys(metrics.students)) {
     students[mode] = await readJson<History>(`${paths.students}/${mode}/history.json`, `the ${mode} history`);
   }
-  const cacheNothing = await readJson<CacheNothing>(`${paths.frozen}/consistency.json`, "the cache-nothing figure");
+  const cacheNothing = await readJson<CacheNothing>(
+    `${paths.frozen}/consistency.json`,
+    "the cache-nothing figure",
+  );
 
   const manifestDoc = YAML.parse(await Deno.readTextFile(`${repoRoot}/pipeline/manifest.yaml`));
   const fill = (p: string) => p.replaceAll("{dataset}", dataset);
-  const manifestStages = Object.entries(manifestDoc.stages as Record<string, { script: string; deps?: string[]; outs?: string[] }>)
-    .map(([name, s]) => ({ name, script: s.script, deps: (s.deps ?? []).map(fill), outs: (s.outs ?? []).map(fill) }));
+  const manifestStages = Object.entries(
+    manifestDoc.stages as Record<string, { script: string; deps?: string[]; outs?: string[] }>,
+  )
+    .map(([name, s]) => ({
+      name,
+      script: s.script,
+      deps: (s.deps ?? []).map(fill),
+      outs: (s.outs ?? []).map(fill),
+    }));
   const lock = await readJson<LockFile>(paths.lock, "the pipeline lock").catch(() => null);
   const stages: StageRun[] = manifestStages.map((s) => {
     const entry = lock?.stages?.[s.name];
     const status = s.name === "report" ? "ran" : lock?.last_run?.stages?.[s.name] ?? "fresh";
-    return { name: s.name, script: s.script, status, duration_s: s.name === "report" ? undefined : entry?.duration_s };
+    return {
+      name: s.name,
+      script: s.script,
+      status,
+      duration_s: s.name === "report" ? undefined : entry?.duration_s,
+    };
   });
 
-  const commit = await new Deno.Command("git", { args: ["rev-parse", "--short", "HEAD"], cwd: repoRoot, stderr: "null" })
+  // the images distillation drew from, for epochs and the comparison with the published run
+  const fetched = await readJson<{ splits: Record<string, { records: number }[]> }>(
+    `${paths.tfrecords}/manifest.json`,
+    "the fetched dataset's manifest",
+  );
+  const trainRecords = (fetched.splits.train ?? []).reduce((a, s) => a + s.records, 0);
+  const take = config.data.take?.train;
+  const trainImages = take ? Math.min(take, trainRecords) : trainRecords;
+
+  const commit = await new Deno.Command("git", {
+    args: ["rev-parse", "--short", "HEAD"],
+    cwd: repoRoot,
+    stderr: "null",
+  })
     .output().then((o) => new TextDecoder().decode(o.stdout).trim() || undefined).catch(() => undefined);
   const out = await renderReport({
     dataset,
@@ -44,6 +81,7 @@ await runStage("report", async (ctx) => {
     cacheNothing,
     stages,
     manifest: { stages: manifestStages },
+    run: { train_images: trainImages },
     environment: {
       backend: metrics.backend?.name ?? "unknown",
       threads: metrics.backend?.threads,

@@ -67,7 +67,8 @@ function serve(root: string): { url: string; close: () => Promise<void>; hits: s
 }
 
 function config(source: string, shards: Record<string, string[]>): string {
-  const split = (s: string) => `{ pattern: "${s}/*.tfrec", shards: [${shards[s].map((x) => `"${x}"`).join(", ")}] }`;
+  const split = (s: string) =>
+    `{ pattern: "*.tfrec", shards: [${shards[s].map((x) => `"${x}"`).join(", ")}] }`;
   const pre = `"decode|resize(16)|flip_lr|value_range(-1,1)"`;
   return `name: e2e
 source: ${source}
@@ -157,7 +158,7 @@ Deno.test({
       const report = await Deno.readTextFile(`${cwd}/reports/e2e.md`);
       const metrics = JSON.parse(await Deno.readTextFile(`${cwd}/data/e2e/eval/metrics.json`));
       assert.equal(metrics.test_images, 9);
-      const pct = (x: number) => `${(100 * x).toFixed(1)}`;
+      const pct = (x: number) => `${(100 * x).toFixed(2)} %`;
       assert.ok(report.includes(pct(metrics.teacher.top1)), "teacher top-1 missing from the report");
       assert.ok(
         report.includes(pct(metrics.students.function_matching.agreement_top1)),
@@ -170,7 +171,14 @@ Deno.test({
       const seconds = (performance.now() - t0) / 1000;
       assert.equal(second.code, 0, second.out);
       assert.match(second.out, /nothing to run/);
-      assert.deepEqual(Object.values(await lastRun(cwd)), ["fresh", "fresh", "fresh", "fresh", "fresh", "fresh"]);
+      assert.deepEqual(Object.values(await lastRun(cwd)), [
+        "fresh",
+        "fresh",
+        "fresh",
+        "fresh",
+        "fresh",
+        "fresh",
+      ]);
       assert.ok(seconds < 20, `a no-op run took ${seconds.toFixed(1)} s`);
 
       // (3) a comment in a module only distill imports: distill reruns; its student comes out
@@ -191,7 +199,15 @@ Deno.test({
       });
 
       // a change that does change the student reruns distill, evaluate and report, and nothing else
-      const fourth = await pipeline(cwd, "run", "e2e", "--profile", "smoke", "--set", "distill.temperature=3");
+      const fourth = await pipeline(
+        cwd,
+        "run",
+        "e2e",
+        "--profile",
+        "smoke",
+        "--set",
+        "distill.temperature=3",
+      );
       assert.equal(fourth.code, 0, fourth.out);
       assert.deepEqual(await lastRun(cwd), {
         fetch: "fresh",

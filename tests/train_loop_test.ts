@@ -163,7 +163,13 @@ Deno.test("loop: no tensor leaks between step 10 and step 100", async () => {
     optimizer: opt,
     lrAt: () => 1,
     openInput: (start) =>
-      pipelineFor(train, cfg, { batchSize: 8, preprocess: "decode|value_range(-1,1)", seed: 1, train: true, start }),
+      pipelineFor(train, cfg, {
+        batchSize: 8,
+        preprocess: "decode|value_range(-1,1)",
+        seed: 1,
+        train: true,
+        start,
+      }),
     step: (batch, step) => {
       const v = tf.tidy(() => {
         const x = tf.tensor4d(batch.x, batch.shape);

@@ -109,7 +109,9 @@ export function resolveText(text: string, file: string, opts: ResolveOptions): R
   };
 
   const { profiles = {}, ...base } = raw;
-  if (typeof profiles !== "object" || Array.isArray(profiles)) fail(["profiles"], "expected a mapping of profiles");
+  if (typeof profiles !== "object" || Array.isArray(profiles)) {
+    fail(["profiles"], "expected a mapping of profiles");
+  }
   validate(base, configSchema, [], fail);
   for (const [name, overlay] of Object.entries(profiles as Record<string, unknown>)) {
     if (!overlay || typeof overlay !== "object" || Array.isArray(overlay)) {
@@ -117,7 +119,10 @@ export function resolveText(text: string, file: string, opts: ResolveOptions): R
     }
     const { extends: parent, ...keys } = overlay as Config;
     if (parent !== undefined && (typeof parent !== "string" || !(parent in profiles) || parent === name)) {
-      fail(["profiles", name, "extends"], `expected the name of another profile, got ${JSON.stringify(parent)}`);
+      fail(
+        ["profiles", name, "extends"],
+        `expected the name of another profile, got ${JSON.stringify(parent)}`,
+      );
     }
     validate(keys, configSchema, ["profiles", name], fail);
   }
@@ -175,9 +180,8 @@ function validate(
     case "number":
     case "integer":
     case "boolean": {
-      const ok = schema.type === "integer"
-        ? Number.isInteger(value)
-        : typeof value === (schema.type === "number" ? "number" : schema.type);
+      const kind = typeof value;
+      const ok = schema.type === "integer" ? Number.isInteger(value) : kind === schema.type;
       if (!ok) fail(path, `expected ${describe(schema)}, got ${JSON.stringify(value)}`);
       if (schema.oneOf && !schema.oneOf.includes(value)) {
         fail(path, `expected one of ${schema.oneOf.join(", ")}, got ${JSON.stringify(value)}`);

@@ -84,7 +84,9 @@ export async function runStage(name: string, body: (ctx: StageContext) => Promis
       },
     });
     if (positionals.length !== 1) {
-      throw new StageError(`usage: deno run -A pipeline/<stage>.ts <dataset> [--profile P] [--source S] [--set k=v]`);
+      throw new StageError(
+        `usage: deno run -A pipeline/<stage>.ts <dataset> [--profile P] [--source S] [--set k=v]`,
+      );
     }
     const dataset = positionals[0];
     const set = [...(values.set ?? [])];
@@ -108,9 +110,13 @@ export async function runStage(name: string, body: (ctx: StageContext) => Promis
       logFile,
       args: values,
     };
-    await Deno.writeTextFile(logFile, `# ${name} ${dataset} profile=${resolved.profile} ${new Date().toISOString()}\n`, {
-      append: true,
-    });
+    await Deno.writeTextFile(
+      logFile,
+      `# ${name} ${dataset} profile=${resolved.profile} ${new Date().toISOString()}\n`,
+      {
+        append: true,
+      },
+    );
     await body(ctx);
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);

@@ -46,7 +46,10 @@ export async function writeModelOut(
     flops_per_image: flops(o.model.spec, section.image_size),
     val_top1: Number.isFinite(o.valTop1) ? o.valTop1 : null,
     source: o.source,
-    preprocess: { train: o.trainPreprocess ?? o.config.teacher.train?.preprocess, eval: o.config.eval.preprocess },
+    preprocess: {
+      train: o.trainPreprocess ?? o.config.teacher.train?.preprocess,
+      eval: o.config.eval.preprocess,
+    },
     ...o.extra,
   };
   await writeFileAtomic(`${dir}/card.json`, stableJson(card, 2) + "\n");

@@ -3,8 +3,8 @@
  * `label|class` alternatives against the real records), how many records a profile may use. Trainers and
  * evaluators open data only through here, so a profile's `take` applies everywhere alike.
  */
-import { InputPipeline, type InputState, openSplit, type SplitIndex } from "../data/pipeline.ts";
-import { readRecordAt } from "../data/tfrecord.ts";
+import { InputPipeline, type InputState, listShards, openSplit, type SplitIndex } from "../data/pipeline.ts";
+import { readTFRecords } from "../data/tfrecord.ts";
 import { decodeExampleAll, type ExampleKeys } from "../data/example.ts";
 import type { Config } from "../config/mod.ts";
 
@@ -21,29 +21,37 @@ export interface SplitData {
 export async function openData(tfrecordsDir: string, config: Config, split: string): Promise<SplitData> {
   const dir = `${tfrecordsDir}/${split}`;
   const candidates = String(config.data.keys.label).split("|");
-  const probeKeys = { image: config.data.keys.image, label: candidates[0] };
-  const index = await openSplit(dir, probeKeys);
-  const total = index.records.length;
-  if (total === 0) throw new Error(`split ${split} has no records in ${dir}`);
-  const first = index.records[0];
-  const all = decodeExampleAll(await readRecordAt(first.file, first.offset), `${first.file} at byte ${first.offset}`);
+  const files = await listShards(dir);
+  if (files.length === 0) throw new Error(`split ${split} has no TFRecord shards in ${dir}`);
+  let all: Record<string, unknown> | null = null;
+  for await (const r of readTFRecords(files[0])) {
+    all = decodeExampleAll(r.data, `${files[0]} at byte ${r.offset}`);
+    break;
+  }
+  if (!all) throw new Error(`${files[0]} holds no record`);
   const label = candidates.find((k) => k in all);
   if (!label) {
     throw new Error(
-      `${first.file}: the first record has no label feature ${candidates.map((k) => `"${k}"`).join(" or ")} ` +
+      `${files[0]}: the first record has no label feature ${candidates.map((k) => `"${k}"`).join(" or ")} ` +
         `(it has: ${Object.keys(all).join(", ")}); set data.keys.label`,
     );
   }
   if (!(config.data.keys.image in all)) {
     throw new Error(
-      `${first.file}: the first record has no image feature "${config.data.keys.image}" ` +
+      `${files[0]}: the first record has no image feature "${config.data.keys.image}" ` +
         `(it has: ${Object.keys(all).join(", ")}); set data.keys.image`,
     );
   }
   const keys = { image: config.data.keys.image, label };
+  const index = await openSplit(dir, keys);
   const take = config.data.take?.[split] ?? undefined;
-  const finalIndex = label === candidates[0] ? index : await openSplit(dir, keys);
-  return { split, index: finalIndex, keys, count: take ? Math.min(take, total) : total, take: take ?? undefined };
+  return {
+    split,
+    index,
+    keys,
+    count: take ? Math.min(take, index.size) : index.size,
+    take: take ?? undefined,
+  };
 }
 
 export interface PipelineOptions {

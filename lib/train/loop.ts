@@ -87,7 +87,7 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
     for (const [name, v] of o.params) {
       const saved = ckpt.params.get(name);
       if (!saved) throw new Error(`checkpoint ${o.checkpointDir} has no parameter ${name}`);
-      v.assign(tf.tensor(saved.data, saved.shape));
+      tf.tidy(() => v.assign(tf.tensor(saved.data, saved.shape)));
     }
     o.optimizer.restore(ckpt.optState);
     start = ckpt.step;
@@ -95,7 +95,9 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
     history = (ckpt.extra as { history?: HistoryPoint[] }).history ?? [];
     progress.log(`${o.name}: resuming from the checkpoint at step ${start} of ${o.steps}`);
   } else if (ckpt) {
-    progress.log(`${o.name}: ignoring the checkpoint in ${o.checkpointDir}: it was made for other code, data or params`);
+    progress.log(
+      `${o.name}: ignoring the checkpoint in ${o.checkpointDir}: it was made for other code, data or params`,
+    );
   }
 
   let interrupted = false;
@@ -160,7 +162,7 @@ export async function trainLoop(o: TrainLoopOptions): Promise<TrainLoopResult> {
       const elapsed = (performance.now() - t0) / 1000;
       peakRss = Math.max(peakRss, Deno.memoryUsage().rss);
       progress.tick(1, {
-        loss: (loss).toFixed(4),
+        loss: loss.toFixed(4),
         "img/s": ((step - start) * o.batchSize / elapsed).toFixed(0),
         lr: o.lrAt(step - 1).toExponential(2),
       });

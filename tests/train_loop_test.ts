@@ -44,7 +44,7 @@ function config(steps: number): Config {
       arch: "bit-basic:root=4,widths=8-8,units=1-1,strides=2-2",
       image_size: 12,
       train: {
-        preprocess: "decode|flip_lr|value_range(-1,1)",
+        preprocess: "decode|central_crop(12)|flip_lr|value_range(-1,1)",
         optimizer: { name: "sgd", lr: 0.05, momentum: 0.9, nesterov: true, weight_decay: 0.0005 },
         schedule: { kind: "warmup_cosine", warmup_steps: 2 },
         batch_size: 8,
@@ -66,7 +66,7 @@ function config(steps: number): Config {
       checkpoint_every: 5,
       teacher_runtime: "tfjs",
     },
-    eval: { preprocess: "decode|value_range(-1,1)", batch_size: 8 },
+    eval: { preprocess: "decode|central_crop(12)|value_range(-1,1)", batch_size: 8 },
   };
 }
 
@@ -165,7 +165,7 @@ Deno.test("loop: no tensor leaks between step 10 and step 100", async () => {
     openInput: (start) =>
       pipelineFor(train, cfg, {
         batchSize: 8,
-        preprocess: "decode|value_range(-1,1)",
+        preprocess: "decode|central_crop(12)|value_range(-1,1)",
         seed: 1,
         train: true,
         start,

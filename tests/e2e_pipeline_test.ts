@@ -68,7 +68,7 @@ function serve(root: string): { url: string; close: () => Promise<void>; hits: s
 
 function config(source: string, shards: Record<string, string[]>): string {
   const split = (s: string) =>
-    `{ pattern: "*.tfrec", shards: [${shards[s].map((x) => `"${x}"`).join(", ")}] }`;
+    `{ pattern: "*.tfrec", shards: [${shards[s].map((x) => `"${x.split("/").pop()}"`).join(", ")}] }`;
   const pre = `"decode|resize(16)|flip_lr|value_range(-1,1)"`;
   return `name: e2e
 source: ${source}
@@ -219,6 +219,58 @@ Deno.test({
       });
     } finally {
       await server.close();
+      await Deno.remove(cwd, { recursive: true }).catch(() => {});
+      await Deno.remove(served, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "e2e: a missing source folder, an unknown dataset and a corrupt shard each fail in one sentence, leaving nothing",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: async () => {
+    const cwd = await copyRepo();
+    const served = await Deno.makeTempDir({ prefix: "funmatch-e2e-bad-" });
+    try {
+      const shards = await writeDataset(served, { train: 12, validation: 3, test: 3 });
+      await Deno.writeTextFile(`${cwd}/pipeline/datasets/e2e.yaml`, config(served, shards));
+      const errorLines = (out: string) => out.split("\n").filter((l) => l.startsWith("error:"));
+      const leftovers = async () => {
+        const names: string[] = [];
+        try {
+          for await (const e of Deno.readDir(`${cwd}/data/e2e`)) names.push(e.name);
+        } catch { /* no data folder at all: nothing left behind */ }
+        return names.filter((n) => !["logs", "downloads", "pipeline.lock", ".statcache.json"].includes(n));
+      };
+
+      const missing = await pipeline(cwd, "run", "e2e", "--profile", "smoke", "--source", `${served}/nope`);
+      assert.notEqual(missing.code, 0);
+      assert.match(errorLines(missing.out)[0], new RegExp(`${served}/nope`));
+      assert.deepEqual(await leftovers(), []);
+
+      const unknown = await pipeline(cwd, "run", "no-such-set", "--profile", "smoke");
+      assert.notEqual(unknown.code, 0);
+      assert.match(
+        errorLines(unknown.out)[0],
+        /unknown dataset "no-such-set": .*pipeline\/datasets\/no-such-set\.yaml/,
+      );
+
+      // flip one byte inside the first record's payload of the test shard
+      const bad = `${served}/${shards.test[0]}`;
+      const bytes = await Deno.readFile(bad);
+      bytes[40] ^= 0xff;
+      await Deno.writeFile(bad, bytes);
+      const corrupt = await pipeline(cwd, "run", "e2e", "--profile", "smoke");
+      assert.notEqual(corrupt.code, 0);
+      const line = errorLines(corrupt.out)[0];
+      assert.match(line, /test_e2e-0-3\.tfrec/);
+      assert.match(line, /offset \d+|byte \d+/);
+      assert.deepEqual(await leftovers(), []);
+      const lock = JSON.parse(await Deno.readTextFile(`${cwd}/data/e2e/pipeline.lock`).catch(() => "{}"));
+      assert.equal(lock.stages?.fetch, undefined, "a failed fetch must not be recorded as done");
+    } finally {
       await Deno.remove(cwd, { recursive: true }).catch(() => {});
       await Deno.remove(served, { recursive: true }).catch(() => {});
     }

@@ -27,7 +27,11 @@ profiles:
 `;
 
 Deno.test("config: a profile overlays the base, extends chains, --set wins last", () => {
-  const r = resolveText(base, "toy.yaml", { dataset: "toy", profile: "wide", set: ["distill.temperature=5"] });
+  const r = resolveText(base, "toy.yaml", {
+    dataset: "toy",
+    profile: "wide",
+    set: ["distill.temperature=5"],
+  });
   assert.equal(r.profile, "wide");
   assert.equal(r.config.distill.steps, 3);
   assert.equal(r.config.distill.batch_size, 16);
@@ -45,7 +49,8 @@ Deno.test("config: an unknown key is an error naming the file, line and key", ()
   const bad = base.replace("  temperature: 2\n", "  temperature: 2\n  temprature: 3\n");
   assert.throws(
     () => resolveText(bad, "toy.yaml", { dataset: "toy", profile: "cpu" }),
-    (e: Error) => e instanceof ConfigError && /toy\.yaml:16: distill\.temprature: unknown key/.test(e.message),
+    (e: Error) =>
+      e instanceof ConfigError && /toy\.yaml:16: distill\.temprature: unknown key/.test(e.message),
   );
 });
 
@@ -72,7 +77,10 @@ Deno.test("config: --source replaces the source; FUNMATCH_DATA_MIRROR applies on
   Deno.env.set("FUNMATCH_DATA_MIRROR", "/mirror");
   try {
     assert.equal(resolveText(base, "t.yaml", { dataset: "toy", profile: "cpu" }).config.source, "/mirror");
-    assert.equal(resolveText(base, "t.yaml", { dataset: "toy", profile: "cpu", source: "/s" }).config.source, "/s");
+    assert.equal(
+      resolveText(base, "t.yaml", { dataset: "toy", profile: "cpu", source: "/s" }).config.source,
+      "/s",
+    );
   } finally {
     Deno.env.delete("FUNMATCH_DATA_MIRROR");
   }

@@ -706,7 +706,7 @@ export async function renderReport(input: ReportInput): Promise<ReportOutput> {
       "",
       `No teacher prediction is cached: over ${
         f.int(cn.pairs)
-      } pairs of inception crops of the same training ` +
+      } pairs of inception crops of the same validation ` +
         `image the teacher's top-1 changed ${
           f.pct(cn.top1_change_rate)
         } of the time (mean KL between the two ` +

@@ -127,7 +127,7 @@ export async function loadPipeline(root: string, manifest: string, dataset: stri
 export function selectStages(
   p: Pipeline,
   o: Pick<PipelineOptions, "targets" | "only" | "force" | "from" | "until">,
-): { selected: BoundStage[]; forced: Set<string>; cut: boolean } {
+): { selected: BoundStage[]; forced: Set<string> } {
   const targets = (o.targets ?? []).map((t) => findStage(p, t).name);
   let sel = new Set(p.stages.map((s) => s.name));
   if (targets.length > 0) {
@@ -154,7 +154,7 @@ export function selectStages(
   }
   const selected = p.stages.filter((s) => sel.has(s.name));
   const forced = new Set(o.force ? (targets.length > 0 ? targets : selected.map((s) => s.name)) : []);
-  return { selected, forced, cut: Boolean(o.only || o.from) };
+  return { selected, forced };
 }
 
 interface Prepared {
@@ -167,10 +167,17 @@ interface Prepared {
   lockDisplay: string;
 }
 
-async function prepare(o: PipelineOptions): Promise<Prepared> {
+type Selection = Pick<Prepared, "pipeline" | "selected" | "forced">;
+
+/** Manifest, params keys and selection: every error these can raise comes before anything else happens. */
+async function selectChecked(o: PipelineOptions): Promise<Selection> {
   const pipeline = await loadPipeline(o.root, o.manifest ?? DEFAULT_MANIFEST, o.dataset);
   checkParams(pipeline, o.config);
-  const { selected, forced } = selectStages(pipeline, o);
+  return { pipeline, ...selectStages(pipeline, o) };
+}
+
+async function prepare(o: PipelineOptions, sel?: Selection): Promise<Prepared> {
+  const { pipeline, selected, forced } = sel ?? await selectChecked(o);
   const cache = await StatCache.load(`${dataDir(o)}/.statcache.json`);
   const code = await stageCode(o.root, [...new Set(selected.map((s) => s.script))]);
   const lockDisplay = `data/${o.dataset}/pipeline.lock`;
@@ -312,9 +319,7 @@ export async function runPipeline(o: PipelineOptions): Promise<RunReport> {
     };
   }
   // Manifest and params errors come before the runner lock, so they never wait on another runner.
-  const pipeline = await loadPipeline(o.root, o.manifest ?? DEFAULT_MANIFEST, o.dataset);
-  checkParams(pipeline, o.config);
-  selectStages(pipeline, o);
+  const selection = await selectChecked(o);
   await Deno.mkdir(dataDir(o), { recursive: true });
   const runnerLock = RunnerLock.acquire(`${dataDir(o)}/.runner.pid`);
   let current: StageProcess | null = null;
@@ -339,7 +344,7 @@ export async function runPipeline(o: PipelineOptions): Promise<RunReport> {
   for (const [sig, h] of handlers) Deno.addSignalListener(sig, h);
   let pr: Prepared | null = null;
   try {
-    pr = await prepare(o);
+    pr = await prepare(o, selection);
     if (o.only || o.from) checkCutInputs(pr, o);
     const started = new Date();
     const lastRun: LastRun = {

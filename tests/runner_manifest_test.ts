@@ -104,6 +104,11 @@ Deno.test("manifest: errors carry their YAML line", async (t) => {
         bind("stages:\n  a:\n    script: pipeline/01_fetch.ts\n    deps: [o/x]\n    outs: [o]\n")
       );
       assert.match(p[0], /manifest\.yaml:4: stage "a" dep o\/x is its own out/);
+      const out = problems(() =>
+        bind("stages:\n  a:\n    script: pipeline/01_fetch.ts\n    outs: [/etc, x/../../y]\n")
+      );
+      assert.equal(out.length, 2);
+      assert.match(out[0], /manifest\.yaml:4: stage "a" out "\/etc" points outside the repository/);
     });
     await t.step("unknown placeholder and YAML syntax ({ inside a flow list})", () => {
       const p = problems(() =>

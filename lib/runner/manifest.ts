@@ -252,9 +252,9 @@ export function bindManifest(manifest: Manifest, opts: { root: string; dataset: 
       return null;
     }
     const path = normalisePath(filled);
-    if (path.startsWith("../") || path === "..") {
+    if (path.startsWith("../") || path === ".." || path.startsWith("/")) {
       problems.push(
-        `${file}:${it.line}: stage "${stage.name}" ${what} "${it.value}" points outside the repository`,
+        `${file}:${it.line}: stage "${stage.name}" ${what} "${it.value}" points outside the repository (paths are relative to the repo root)`,
       );
       return null;
     }

@@ -59,8 +59,9 @@ export interface StageContext {
   paths: DatasetPaths;
   /** The runner's hash of this stage's deps, code and params; a checkpoint made under another is not resumed. */
   depsHash: string;
-  /** The file this stage's progress lines also go to. */
-  logFile: string;
+  /** The file this stage's progress lines also go to; undefined under the runner, which already tees the
+   * stage's output into it. */
+  logFile: string | undefined;
   args: Record<string, unknown>;
 }
 
@@ -100,7 +101,8 @@ export async function runStage(name: string, body: (ctx: StageContext) => Promis
     });
     const paths = datasetPaths(dataset);
     await Deno.mkdir(paths.logs, { recursive: true });
-    const logFile = `${paths.logs}/${name}.log`;
+    const underRunner = Deno.env.get("FUNMATCH_LOG") !== undefined;
+    const logFile = underRunner ? undefined : `${paths.logs}/${name}.log`;
     const ctx: StageContext = {
       dataset,
       profile: resolved.profile,
@@ -110,13 +112,10 @@ export async function runStage(name: string, body: (ctx: StageContext) => Promis
       logFile,
       args: values,
     };
-    await Deno.writeTextFile(
-      logFile,
-      `# ${name} ${dataset} profile=${resolved.profile} ${new Date().toISOString()}\n`,
-      {
-        append: true,
-      },
-    );
+    if (logFile) {
+      const header = `# ${name} ${dataset} profile=${resolved.profile} ${new Date().toISOString()}\n`;
+      await Deno.writeTextFile(logFile, header, { append: true });
+    }
     await body(ctx);
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);

@@ -332,7 +332,7 @@ export async function benchOnnx(opts: BenchOnnxOptions = {}): Promise<{ markdown
     lines.push(
       `- Overlapped steps waited ${median(waits).toFixed(1)} ms (median; max ${
         Math.max(...waits).toFixed(1)
-      }) for the Worker's logits; any gap to \"student step alone\" is CPU contention, not waiting.`,
+      }) for the Worker's logits; any gap to "student step alone" is CPU contention, not waiting.`,
     );
   }
   if (exportCheck) lines.push(`- ${exportCheck}`);

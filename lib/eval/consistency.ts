@@ -25,7 +25,11 @@ export async function measureCropConsistency(
   config: Config,
   o: { crop: string; seed: number },
 ): Promise<CropConsistency> {
-  const opts = { preprocess: o.crop, batchSize: config.eval.batch_size ?? 128, numClasses: config.num_classes };
+  const opts = {
+    preprocess: o.crop,
+    batchSize: config.eval.batch_size ?? 128,
+    numClasses: config.num_classes,
+  };
   const [a] = await predictSplit([(x) => teacher.apply(x)], data, config, { ...opts, seed: o.seed * 2 + 1 });
   const [b] = await predictSplit([(x) => teacher.apply(x)], data, config, { ...opts, seed: o.seed * 2 + 2 });
   const ta = argmax(a.logits, a.numClasses);

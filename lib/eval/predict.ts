@@ -64,6 +64,12 @@ export async function predictSplit(
       logits.set(p, at);
       at += p.length;
     }
-    return { logits, labels: Int32Array.from(labels), ids: Int32Array.from(ids), n, numClasses: o.numClasses };
+    return {
+      logits,
+      labels: Int32Array.from(labels),
+      ids: Int32Array.from(ids),
+      n,
+      numClasses: o.numClasses,
+    };
   });
 }

@@ -155,11 +155,16 @@ export async function distillStudent(config: Config, mode: Mode, o: DistillOptio
             const rows = new Float32Array(B * C);
             for (let i = 0; i < B; i++) {
               const at = fixed.byId.get(batch.ids[i]);
-              if (at === undefined) throw new Error(`no precomputed teacher answer for record ${batch.ids[i]}`);
+              if (at === undefined) {
+                throw new Error(`no precomputed teacher answer for record ${batch.ids[i]}`);
+              }
               rows.set(fixed.probs.subarray(at * C, at * C + C), i * C);
             }
             target = mixRows(tf.tensor2d(rows, [B, C]), p.a);
-          } else target = mixRows(tf.oneHot(tf.tensor1d(batch.labels, "int32"), C).toFloat() as tf.Tensor2D, p.a);
+          } else {target = mixRows(
+              tf.oneHot(tf.tensor1d(batch.labels, "int32"), C).toFloat() as tf.Tensor2D,
+              p.a,
+            );}
           const { value, grads } = valueAndGrads(student.params, () => {
             const s = student.apply(x);
             if (tLogits) return kdLoss(target, s, T);
@@ -186,7 +191,14 @@ export async function distillStudent(config: Config, mode: Mode, o: DistillOptio
       },
       stopAfter: o.stopAfter,
     });
-    return { mode, model: student, history: loop.history, loop, teacherRuntime: runtime?.name ?? "none", teacherCalls };
+    return {
+      mode,
+      model: student,
+      history: loop.history,
+      loop,
+      teacherRuntime: runtime?.name ?? "none",
+      teacherCalls,
+    };
   } finally {
     runtime?.close();
   }

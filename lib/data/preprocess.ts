@@ -276,59 +276,94 @@ export function cropResizeBilinear(img: RgbImage, box: CropBox, outH: number, ou
   return { data: out, height: outH, width: outW };
 }
 
-/** Area (box-filter) resize with fractional coverage, as TF's `resize_area`/`method="area"` without antialias. */
-export function resizeArea(img: RgbImage, outH: number, outW: number): RgbImage {
-  if (img.height === outH && img.width === outW) return img;
-  // horizontal pass to float, then vertical pass
-  const axis = (inSize: number, outSize: number) => {
-    const s = inSize / outSize;
-    const idx: number[][] = [], wts: number[][] = [];
-    for (let i = 0; i < outSize; i++) {
-      const a = i * s, b = (i + 1) * s;
-      const I: number[] = [], Wt: number[] = [];
-      for (let j = Math.floor(a); j < Math.min(Math.ceil(b), inSize); j++) {
-        const cov = Math.min(b, j + 1) - Math.max(a, j);
-        if (cov > 1e-9) {
-          I.push(j);
-          Wt.push(cov / s);
-        }
+/**
+ * Area resize taps of one axis: output `i` covers input `[i·s, (i+1)·s)` (s = in/out) and takes `idx[k]` with weight
+ * `coverage/s` for `k` in `[start[i], start[i+1])`; inputs covered by 1e-9 or less are left out.
+ */
+function _areaAxis(
+  inSize: number,
+  outSize: number,
+): { start: Int32Array; idx: Int32Array; wts: Float64Array } {
+  const s = inSize / outSize;
+  const start = new Int32Array(outSize + 1);
+  const idx: number[] = [], wts: number[] = [];
+  for (let i = 0; i < outSize; i++) {
+    const a = i * s, b = (i + 1) * s;
+    start[i] = idx.length;
+    for (let j = Math.floor(a); j < Math.min(Math.ceil(b), inSize); j++) {
+      const cov = Math.min(b, j + 1) - Math.max(a, j);
+      if (cov > 1e-9) {
+        idx.push(j);
+        wts.push(cov / s);
       }
-      idx.push(I);
-      wts.push(Wt);
     }
-    return { idx, wts };
-  };
-  const ax = axis(img.width, outW), ay = axis(img.height, outH);
-  const tmp = new Float32Array(img.height * outW * 3);
-  const src = img.data;
-  for (let y = 0; y < img.height; y++) {
-    const row = y * img.width * 3;
-    for (let j = 0; j < outW; j++) {
-      const I = ax.idx[j], Wt = ax.wts[j];
+  }
+  start[outSize] = idx.length;
+  return { start, idx: Int32Array.from(idx), wts: Float64Array.from(wts) };
+}
+
+let _tmp = new Float32Array(0);
+
+/** A reused float32 buffer of at least `n` elements (ops are synchronous, so one per thread is enough). */
+function _scratch(n: number): Float32Array {
+  if (_tmp.length < n) _tmp = new Float32Array(Math.max(n, Math.floor(_tmp.length * 1.5)));
+  return _tmp;
+}
+
+/**
+ * Area (box-filter) resize with fractional coverage, as TF's `resize_area`/`method="area"` without antialias.
+ * With `region`, only that box of the `outH`×`outW` result is computed and returned (the same pixels as resizing and
+ * then cropping, for a fraction of the work: `resize_small` followed by `central_crop` uses this).
+ *
+ * Two separable passes: rows to a float32 image, then columns. The sums are float64 in tap order and the
+ * intermediate is float32, so the result is exactly that of the straightforward loops (a test keeps them equal);
+ * the speed comes from flat typed tap tables, a column pass that streams whole rows into a float64 accumulator, an
+ * exact integer rounding instead of `Math.round`, and touching only the input rows and output columns of `region`.
+ */
+export function resizeArea(img: RgbImage, outH: number, outW: number, region?: CropBox): RgbImage {
+  const box = region ?? { y: 0, x: 0, h: outH, w: outW };
+  if (box.y < 0 || box.x < 0 || box.h < 1 || box.w < 1 || box.y + box.h > outH || box.x + box.w > outW) {
+    throw new Error(`resizeArea: region ${JSON.stringify(box)} is not inside the ${outH}×${outW} output.`);
+  }
+  if (img.height === outH && img.width === outW) return crop(img, box);
+  const ax = _areaAxis(img.width, outW), ay = _areaAxis(img.height, outH);
+  const src = img.data, inRow = img.width * 3, rowLen = box.w * 3;
+  // the input rows the region's output rows cover (taps are in increasing order)
+  const r0 = ay.idx[ay.start[box.y]], r1 = ay.idx[ay.start[box.y + box.h] - 1] + 1;
+  // horizontal pass: input rows r0..r1-1 to the region's columns, float32
+  const tmp = _scratch((r1 - r0) * rowLen);
+  const xs = ax.start, xoff = ax.idx.map((j) => j * 3), xw = ax.wts;
+  for (let y = r0, row = r0 * inRow, q = 0; y < r1; y++, row += inRow) {
+    for (let j = box.x, jEnd = box.x + box.w; j < jEnd; j++, q += 3) {
       let r = 0, g = 0, b = 0;
-      for (let k = 0; k < I.length; k++) {
-        const p = row + I[k] * 3, wk = Wt[k];
+      for (let k = xs[j], end = xs[j + 1]; k < end; k++) {
+        const p = row + xoff[k], wk = xw[k];
         r += src[p] * wk;
         g += src[p + 1] * wk;
         b += src[p + 2] * wk;
       }
-      const q = (y * outW + j) * 3;
       tmp[q] = r;
       tmp[q + 1] = g;
       tmp[q + 2] = b;
     }
   }
-  const out = new Uint8Array(outH * outW * 3);
-  const rowLen = outW * 3;
-  for (let i = 0; i < outH; i++) {
-    const I = ay.idx[i], Wt = ay.wts[i];
+  // vertical pass: each output row is a weighted sum of whole tmp rows, accumulated in tap order
+  const out = new Uint8Array(box.h * rowLen);
+  const acc = new Float64Array(rowLen);
+  const ys = ay.start, yi = ay.idx, yw = ay.wts;
+  for (let i = box.y, o = 0, iEnd = box.y + box.h; i < iEnd; i++, o += rowLen) {
+    acc.fill(0);
+    for (let k = ys[i], end = ys[i + 1]; k < end; k++) {
+      const base = (yi[k] - r0) * rowLen, wk = yw[k];
+      for (let x = 0; x < rowLen; x++) acc[x] += tmp[base + x] * wk;
+    }
+    // Math.round(v) for v in [0.5, 255) is (v + 0.5) | 0 exactly (the sum is exact there), at a tenth of the cost
     for (let x = 0; x < rowLen; x++) {
-      let v = 0;
-      for (let k = 0; k < I.length; k++) v += tmp[I[k] * rowLen + x] * Wt[k];
-      out[i * rowLen + x] = v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v);
+      const v = acc[x];
+      out[o + x] = v < 0.5 ? 0 : v >= 255 ? 255 : (v + 0.5) | 0;
     }
   }
-  return { data: out, height: outH, width: outW };
+  return { data: out, height: box.h, width: box.w };
 }
 
 /** Copies a crop box out of an image. */
@@ -371,8 +406,8 @@ function _need(img: RgbImage, h: number, w: number, op: PreprocessOp, where: str
 /** Runs the ops after `decode` on an already decoded image; returns the uint8 image before `value_range`. */
 export function runImageOps(plan: PreprocessPlan, decoded: RgbImage, rng: Rng, where = "image"): RgbImage {
   let img = decoded;
-  for (const op of plan.ops) {
-    const a = op.args;
+  for (let oi = 0; oi < plan.ops.length; oi++) {
+    const op = plan.ops[oi], a = op.args;
     switch (op.name) {
       case "decode":
       case "value_range":
@@ -402,6 +437,15 @@ export function runImageOps(plan: PreprocessPlan, decoded: RgbImage, rng: Rng, w
         const s = a.size as number;
         const r = s / Math.min(img.height, img.width);
         const h = Math.max(1, Math.round(img.height * r)), w = Math.max(1, Math.round(img.width * r));
+        const next = plan.ops[oi + 1];
+        if (a.method === "area" && next?.name === "central_crop") {
+          // resize only the central window: the same pixels as resize then crop, ~half the work at 160 → 128
+          const [ch, cw] = _size(next.args.size);
+          _need({ data: img.data, height: h, width: w }, ch, cw, next, where);
+          img = resizeArea(img, h, w, { y: (h - ch) >> 1, x: (w - cw) >> 1, h: ch, w: cw });
+          oi++;
+          break;
+        }
         img = a.method === "area"
           ? resizeArea(img, h, w)
           : cropResizeBilinear(img, { y: 0, x: 0, h: img.height, w: img.width }, h, w);

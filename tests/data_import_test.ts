@@ -1,10 +1,17 @@
 import assert from "assert";
 import { createHash } from "node:crypto";
 import sharp from "sharp";
-import { resolveConfig } from "../lib/config/mod.ts";
+import { resolveConfig, resolveText } from "../lib/config/mod.ts";
 import { fetchDataset } from "../lib/data/download.ts";
 import { decodeExampleAll } from "../lib/data/example.ts";
-import { allocateSplits, ImportError, importFolder, PROFILES } from "../lib/data/import.ts";
+import {
+  allocateSplits,
+  checkYaml,
+  datasetYaml,
+  ImportError,
+  importFolder,
+  PROFILES,
+} from "../lib/data/import.ts";
 import { InputPipeline, openSplit } from "../lib/data/pipeline.ts";
 import { readTFRecords } from "../lib/data/tfrecord.ts";
 
@@ -220,6 +227,32 @@ async function decodesWithEveryRecipe(name: string, root: string, source: string
     }
   }
 }
+
+Deno.test("datasetYaml sizes profiles from the image size and the split sizes (a large photo dataset)", () => {
+  const text = datasetYaml({
+    name: "big",
+    folder: "/photos",
+    source: "/repo/data/big/source",
+    classes: ["a: colon", "true", "plain"],
+    counts: { train: 20000, validation: 2500, test: 2500 },
+    referenceSize: 500,
+    seed: 0,
+    val: 0.1,
+    test: 0.1,
+  });
+  checkYaml(text, "big.yaml", "big");
+  const at = (profile: string) => resolveText(text, "big.yaml", { dataset: "big", profile }).config;
+  assert.deepEqual(at("paper").classes, ["a: colon", "true", "plain"]); // quoted where YAML would misread them
+  assert.equal(at("paper").teacher.image_size, 128);
+  assert.equal(at("paper").distill.steps, Math.ceil((1000 * 20000) / 512));
+  assert.equal(at("cpu").teacher.image_size, 96);
+  assert.equal(at("cpu").distill.steps, 3000); // 60 epochs would be 18,750: capped for a 2-core machine
+  assert.equal(at("cpu-ablations").distill.steps, 1000);
+  assert.deepEqual(at("cpu-ablations").distill.modes, ["function_matching", "fixed_teacher", "labels"]);
+  assert.deepEqual(at("smoke").data.take, { train: 1024, validation: 256, test: 512 });
+  assert.equal(at("smoke").distill.steps, 120);
+  assert.ok(text.split("\n").every((l) => l.length <= 110), "lines fit the repo's width");
+});
 
 async function refusal(fn: () => Promise<unknown>, re: RegExp): Promise<string> {
   const e = await fn().then(() => null, (e) => e as Error);

@@ -614,8 +614,8 @@ function _recipe(kind: "paper" | "cpu" | "smoke", r: number, n: Record<SplitName
   if (kind === "smoke") {
     arch = ["d10-12", "d10-6s"];
     tBatch = dBatch = batchFor(32, n.train);
-    tSteps = dSteps = 40;
-    cap = 10;
+    tSteps = dSteps = 120; // like pets37's smoke: enough for the report to show learning
+    cap = 40;
   } else if (kind === "cpu") {
     arch = tiny ? ["d10-12", "d10-6s"] : [
       "bit-basic:root=16,widths=32-64-128,units=1-1-1,strides=2-2-2,rootStride=2",
@@ -633,8 +633,8 @@ function _recipe(kind: "paper" | "cpu" | "smoke", r: number, n: Record<SplitName
     dSteps = stepsFor(1000, n.train, dBatch, 500, 1e9);
     cap = 250;
   }
-  const tEvery = kind === "smoke" ? { eval_every: 20, checkpoint_every: 10 } : every(tSteps, cap);
-  const dEvery = kind === "smoke" ? { eval_every: 20, checkpoint_every: 10 } : every(dSteps, cap);
+  const tEvery = kind === "smoke" ? { eval_every: 40, checkpoint_every: 40 } : every(tSteps, cap);
+  const dEvery = kind === "smoke" ? { eval_every: 40, checkpoint_every: 40 } : every(dSteps, cap);
   const warmup = { kind: "warmup_cosine", warmup_fraction: kind === "smoke" ? 0.1 : 0.05 };
   return {
     teacher: {

@@ -25,7 +25,6 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
 import { resolve as resolvePath } from "node:path";
 import sharp from "sharp";
 import YAML from "yaml";
@@ -34,6 +33,7 @@ import { Progress } from "../progress.ts";
 import { Rng } from "../rng.ts";
 import { decodeImage } from "./decode.ts";
 import { encodeExample } from "./example.ts";
+import { hashFile } from "./download.ts";
 import { parsePreprocess } from "./preprocess.ts";
 import { TFRecordWriter } from "./tfrecord.ts";
 
@@ -344,22 +344,6 @@ async function _loadImage(
   return { bytes, height: img.height, width: img.width };
 }
 
-async function _sha256File(path: string): Promise<string> {
-  const h = createHash("sha256");
-  const f = await Deno.open(path);
-  try {
-    const buf = new Uint8Array(1 << 20);
-    for (;;) {
-      const n = await f.read(buf);
-      if (n === null) break;
-      h.update(buf.subarray(0, n));
-    }
-  } finally {
-    f.close();
-  }
-  return h.digest("hex");
-}
-
 function _checkOptions(
   o: ImportOptions,
 ): Required<Pick<ImportOptions, "val" | "test" | "seed" | "shardSize">> {
@@ -457,7 +441,7 @@ export async function importFolder(opts: ImportOptions): Promise<ImportResult> {
         manifest[split].push({
           file: rel,
           bytes,
-          sha256: await _sha256File(`${tmp}/${rel}`),
+          sha256: (await hashFile(`${tmp}/${rel}`)).sha256,
           records: part.length,
         });
       }

@@ -37,6 +37,12 @@ export class KernelScope {
     return out;
   }
 
+  /** Track a tensor created outside `run` (e.g. with backend.write) for disposal. */
+  track(t: TI): TI {
+    this.temps.push(t);
+    return t;
+  }
+
   /** Exclude `t` from disposal (the kernel's result). */
   keep(t: TI): TI {
     const i = this.temps.lastIndexOf(t);

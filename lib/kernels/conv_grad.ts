@@ -6,11 +6,12 @@
  * Forward Conv2D, by contrast, runs on XNNPACK (wasm) at 15–30 GFLOP/s. Both gradients are convolutions:
  *
  * - filter: dW[a,c,i,o] = Σ_{b,y,x} xpad[b, a+y·s, c+x·s, i] · dy[b,y,x,o] — a valid convolution of x laid out
- *   as [Ci, Hp, Wp, B] with dy laid out as the filter [Ho, Wo, B, Co] at dilation s, giving [Ci, kh, kw, Co];
- *   for 1×1 kernels it is a plain matrix product xᵀ·dy.
- * - input: dx = valid convolution of the zero-dilated, padded dy with the spatially flipped, in/out-swapped W.
- *   At stride > 1 the dilated dy is mostly zeros, so instead each output phase (p, q) gets its own small
- *   convolution of the undilated dy with the taps W[p::s, q::s], and the phases are interleaved.
+ *   as [Ci, Hp, Wp, B] with dy laid out as the filter [Ho, Wo, B, Co] at dilation s, giving [Ci, kh, kw, Co]
+ *   (the padding is the convolution's own); for 1×1 kernels it is a plain matrix product xᵀ·dy.
+ * - input: dx = full correlation of dy with the spatially flipped, in/out-swapped W. At stride s, input rows of
+ *   phase p (row ≡ p mod s) only see taps W[p::s]; one convolution of the undilated dy computes all s×s
+ *   phases as output channels, and a cheap block transpose interleaves them (no zero-dilated dy, whose
+ *   zeros would cost s² times the FLOPs).
  *
  * NHWC only (the only layout the project uses); anything else is a clear error.
  */
@@ -44,31 +45,37 @@ export function conv2dBackpropFilter(backendName: string) {
     const filterShape = attrs.filterShape as number[];
     const info = convInfo(x.shape, filterShape, attrs, "Conv2DBackpropFilter");
     const [kh, kw, ci, co] = filterShape;
+    const [b, h, w] = x.shape;
+    const [, ho, wo] = dy.shape;
     const { top, bottom, left, right } = info.padInfo;
     const S = new KernelScope(backend, backendName);
     try {
       if (kh === 1 && kw === 1) {
-        // dW = xsᵀ·dy over all N = B·Ho·Wo positions, with xs the strided samples of x.
-        const xs = S.sample(
-          x,
-          -top,
-          -left,
-          info.outHeight,
-          info.outWidth,
-          info.strideHeight,
-          info.strideWidth,
-        );
-        const n = info.batchSize * info.outHeight * info.outWidth;
-        const m = S.run("BatchMatMul", { a: S.reshape(xs, [1, n, ci]), b: S.reshape(dy, [1, n, co]) }, {
-          transposeA: true,
+        // 1×1: dW = xsᵀ·dy over N = B·Ho·Wo positions (xs = the strided samples of x), a plain matrix product
+        // once xs is transposed to [Ci, N] (wasm's matMul with transposeA is a slow path).
+        const xs = S.sample(x, -top, -left, ho, wo, info.strideHeight, info.strideWidth);
+        const n = b * ho * wo;
+        const xT = S.transpose(S.reshape(xs, [n, ci]), [1, 0]);
+        const m = S.run("BatchMatMul", { a: S.reshape(xT, [1, ci, n]), b: S.reshape(dy, [1, n, co]) }, {
+          transposeA: false,
           transposeB: false,
         });
         return S.keep(S.reshape(m, [1, 1, ci, co]));
       }
-      const xp = S.padOrCrop(x, top, bottom, left, right);
-      const xt = S.transpose(xp, [3, 1, 2, 0]); // [Ci, Hp, Wp, B]
-      const dyt = S.transpose(dy, [1, 2, 0, 3]); // [Ho, Wo, B, Co]
-      const r = S.conv2d(xt, dyt, [1, 1], [info.strideHeight, info.strideWidth]); // [Ci, ≥kh, ≥kw, Co]
+      // x → [Ci, H, W, B] as a 2-D transpose plus a block transpose (a direct 4-D [3,1,2,0] transpose is
+      // 4–5× slower on wasm); dy → [Ho, Wo, B, Co] as one block transpose.
+      const xt = S.reshape(
+        S.transpose(S.reshape(S.transpose(S.reshape(x, [b, h * w * ci]), [1, 0]), [h * w, ci, b]), [1, 0, 2]),
+        [ci, h, w, b],
+      );
+      const dyt = S.reshape(S.transpose(S.reshape(dy, [b, ho * wo, co]), [1, 0, 2]), [ho, wo, b, co]);
+      // padding goes to the convolution itself (no padded copy of x)
+      const r = S.run("Conv2D", { x: xt, filter: dyt }, {
+        strides: [1, 1],
+        pad: [[0, 0], [top, bottom], [left, right], [0, 0]],
+        dataFormat: "NHWC",
+        dilations: [info.strideHeight, info.strideWidth],
+      }); // [Ci, ≥kh, ≥kw, Co]
       const rk = S.slice(r, [0, 0, 0, 0], [ci, kh, kw, co]);
       return S.keep(S.transpose(rk, [1, 2, 0, 3]));
     } finally {
@@ -83,75 +90,81 @@ export function conv2dBackpropInput(backendName: string) {
     const { dy, filter } = inputs;
     const inputShape = attrs.inputShape as number[];
     const info = convInfo(inputShape, filter.shape, attrs, "Conv2DBackpropInput");
-    const [kh, kw] = filter.shape;
-    const [, H, W] = inputShape;
+    const [kh, kw, ci, co] = filter.shape;
+    const [b, H, W] = inputShape;
+    const [, ho, wo] = dy.shape;
     const sh = info.strideHeight, sw = info.strideWidth;
     const { top: pt, left: pl } = info.padInfo;
     const S = new KernelScope(backend, backendName);
     try {
-      const wflip = S.transpose(S.run("Reverse", { x: filter }, { dims: [0, 1] }), [0, 1, 3, 2]); // [kh,kw,Co,Ci]
-      if (sh === 1 && sw === 1) {
-        const top = kh - 1 - pt, left = kw - 1 - pl;
-        const dp = S.padOrCrop(
-          dy,
-          top,
-          H + kh - 1 - top - dy.shape[1],
-          left,
-          W + kw - 1 - left - dy.shape[2],
-        );
-        return S.keep(S.conv2d(dp, wflip, [1, 1]));
+      // Phase decomposition (stride 1 is the single-phase case). Padded-input row r = y·sh + a for output row
+      // y and tap a. Rows of phase p (r = u·sh + p) only receive taps a = a'·sh + p, from dy row y = u − a':
+      //   dxpad[u·sh + p] = Σ_{a'} dy[u − a'] · W[a'·sh + p]
+      // a full correlation of dy with the phase's taps in reversed a' order. All sh·sw phases are computed by
+      // ONE convolution whose output channels are (p, q, ci), with each phase's taps zero-padded to
+      // ta × tb; then the phases are interleaved with a cheap block transpose.
+      const ta = Math.ceil(kh / sh), tb = Math.ceil(kw / sw);
+      const hq = Math.ceil((H + pt) / sh), wq = Math.ceil((W + pl) / sw); // phase-grid rows/cols needed
+      const pf = phaseFilter(backend.readSync(filter.dataId) as Float32Array, kh, kw, ci, co, sh, sw, ta, tb);
+      const nf = sh * sw * ci;
+      const f: TI = { dataId: backend.write(pf, [ta, tb, co, nf], "float32"), shape: [ta, tb, co, nf], dtype: "float32" };
+      S.track(f);
+      const padB = Math.max(hq - ho, 0), padR = Math.max(wq - wo, 0);
+      const out = S.run("Conv2D", { x: dy, filter: f }, {
+        strides: [1, 1],
+        pad: [[0, 0], [ta - 1, padB], [tb - 1, padR], [0, 0]],
+        dataFormat: "NHWC",
+        dilations: [1, 1],
+      }); // [b, hq', wq', sh·sw·ci], hq' = ho + padB ≥ hq
+      const hq2 = ho + padB, wq2 = wo + padR;
+      let full = out;
+      if (sh > 1 || sw > 1) {
+        // [b·hq', wq', sh, sw·ci] → [b·hq', sh, wq', sw·ci] = [b, hq'·sh, wq'·sw, ci]
+        const t = S.transpose(S.reshape(out, [b * hq2, wq2, sh, sw * ci]), [0, 2, 1, 3]);
+        full = S.reshape(t, [b, hq2 * sh, wq2 * sw, ci]);
       }
-      // Phase decomposition. Padded-input row r = y·sh + a (a = tap); output row i = r - pt. For phase p of
-      // the padded coordinate (r ≡ p mod sh), only taps a ≡ p contribute: r = (y + a')·sh + p with a = a'·sh + p.
-      // So dxpad_phase[p][u] = Σ_{a'} dy[u - a'] · W[a'·sh + p]: a full (not valid) correlation with flipped taps.
-      const hq = Math.ceil((H + pt) / sh) + 1, wq = Math.ceil((W + pl) / sw) + 1;
-      const [b, ho, wo, co] = dy.shape;
-      const ci = filter.shape[2];
-      const phases: TI[][] = [];
-      for (let p = 0; p < sh; p++) {
-        const row: TI[] = [];
-        for (let q = 0; q < sw; q++) {
-          const ta = Math.ceil((kh - p) / sh), tb = Math.ceil((kw - q) / sw); // taps in this phase
-          if (ta <= 0 || tb <= 0) {
-            row.push(S.run("Fill", {}, { shape: [b, hq, wq, ci], value: 0, dtype: "float32" }));
-            continue;
-          }
-          // sub-filter taps a = a'·sh + p, flipped over a' (wflip is flipped over the full kernel: index kh-1-a)
-          const sub = subFilter(S, wflip, kh, kw, sh, sw, p, q, ta, tb); // [ta, tb, Co, Ci]
-          // full correlation: pad dy by (ta-1) before, and enough after to reach hq rows
-          const d = S.padOrCrop(dy, ta - 1, hq - ho, tb - 1, wq - wo);
-          row.push(S.conv2d(d, sub, [1, 1])); // [b, ho + ta - 1 + hq - ho - ta + 1 = hq, wq, ci]
-        }
-        phases.push(row);
-      }
-      void co;
-      const full = S.interleave(phases, sh, sw); // padded-input coordinates [b, hq·sh, wq·sw, ci]
-      return S.keep(S.padOrCrop(full, -pt, H + pt - hq * sh, -pl, W + pl - wq * sw));
+      return S.keep(S.padOrCrop(full, -pt, H + pt - hq2 * sh, -pl, W + pl - wq2 * sw));
     } finally {
       S.dispose();
     }
   };
 }
 
-/** Taps W[a'·sh+p, c'·sw+q] (a' < ta, c' < tb) of the original filter, flipped over (a', c'), as [ta,tb,Co,Ci]. */
-function subFilter(
-  S: KernelScope,
-  wflip: TI,
+/**
+ * The phase filter of a strided conv's input gradient: [ta, tb, Co, (p, q, Ci)] with
+ * F[tr, tc, o, (p,q,i)] = W[(ta−1−tr)·sh + p, (tb−1−tc)·sw + q, i, o], zero where that tap is outside the kernel.
+ * Filters are small; building this on the JS side is far cheaper than Reverse/Transpose kernels on wasm.
+ */
+function phaseFilter(
+  wv: Float32Array,
   kh: number,
   kw: number,
+  ci: number,
+  co: number,
   sh: number,
   sw: number,
-  p: number,
-  q: number,
   ta: number,
   tb: number,
-): TI {
-  // In wflip (flipped), original tap a sits at index kh-1-a. Taps a = a'·sh + p for a' = ta-1 … 0 are at
-  // indices kh-1-p-(ta-1)·sh, …, kh-1-p: a strided run with step sh starting at r0, already in flipped order.
-  const r0 = kh - 1 - p - (ta - 1) * sh, c0 = kw - 1 - q - (tb - 1) * sw;
-  const [, , co, ci] = wflip.shape;
-  // treat the filter as a one-image NHWC tensor [1, kh, kw, co·ci] to reuse strided sampling
-  const as4 = S.reshape(wflip, [1, kh, kw, co * ci]);
-  const taps = S.sample(as4, r0, c0, ta, tb, sh, sw);
-  return S.reshape(taps, [ta, tb, co, ci]);
+): Float32Array {
+  const nf = sh * sw * ci;
+  const out = new Float32Array(ta * tb * co * nf);
+  for (let tr = 0; tr < ta; tr++) {
+    for (let tc = 0; tc < tb; tc++) {
+      for (let p = 0; p < sh; p++) {
+        const a = (ta - 1 - tr) * sh + p;
+        if (a >= kh) continue;
+        for (let q = 0; q < sw; q++) {
+          const c = (tb - 1 - tc) * sw + q;
+          if (c >= kw) continue;
+          const src = (a * kw + c) * ci * co; // W[a, c, i, o] = wv[src + i·co + o]
+          const dst = (tr * tb + tc) * co * nf + (p * sw + q) * ci; // F[tr, tc, o, (p,q,i)]
+          for (let o = 0; o < co; o++) {
+            const d = dst + o * nf;
+            for (let i = 0; i < ci; i++) out[d + i] = wv[src + i * co + o];
+          }
+        }
+      }
+    }
+  }
+  return out;
 }

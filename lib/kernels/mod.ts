@@ -11,10 +11,12 @@ import * as tf from "@tensorflow/tfjs";
 import { conv2dBackpropFilter, conv2dBackpropInput } from "./conv_grad.ts";
 import { maxPoolGrad } from "./pool_grad.ts";
 import { depthwiseBackpropFilter, depthwiseBackpropInput } from "./depthwise_grad.ts";
+import { identityShared } from "./identity.ts";
 
 export { conv2dBackpropFilter, conv2dBackpropInput } from "./conv_grad.ts";
 export { maxPoolGrad } from "./pool_grad.ts";
 export { depthwiseBackpropFilter, depthwiseBackpropInput } from "./depthwise_grad.ts";
+export { identityShared } from "./identity.ts";
 
 /** Backends this module knows how to fix. */
 export type TrainableBackend = "wasm" | "cpu";
@@ -28,6 +30,7 @@ const KERNELS: Record<TrainableBackend, [string, Factory][]> = {
     ["MaxPoolGrad", maxPoolGrad],
     ["DepthwiseConv2dNativeBackpropFilter", depthwiseBackpropFilter],
     ["DepthwiseConv2dNativeBackpropInput", depthwiseBackpropInput],
+    ["Identity", identityShared],
   ],
   // cpu: only the conv gradients (its pooling/depthwise gradients are correct and not the bottleneck)
   cpu: [

@@ -9,7 +9,11 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
+import { initThreadedWasm } from "./kernels/wasm_threads.ts";
 import { registerTrainingKernels } from "./kernels/mod.ts";
+import { gpuDevicePresent } from "./gpu.ts";
+
+export { gpuAvailable } from "./gpu.ts";
 
 /** A backend we can select. "tensorflow" is libtensorflow via tfjs-node(-gpu). */
 export type BackendName = "tensorflow" | "wasm" | "cpu";
@@ -103,7 +107,14 @@ async function pick(opts: InitBackendOptions): Promise<BackendInfo> {
   if (want === "auto" || want === "wasm") {
     registerTrainingKernels("wasm");
     const threads = Math.max(1, Math.floor(opts.threads ?? 1));
-    if (threads > 1) say(`wasm threads=${threads} not supported in this build; using 1`);
+    if (threads > 1) {
+      const r = await initThreadedWasm(threads);
+      if (r.ok) {
+        quietCpuBanner();
+        return done("wasm", r.threads, false);
+      }
+      say(`wasm with ${threads} threads failed (${r.reason}); using 1 thread`);
+    }
     if (await tf.setBackend("wasm")) {
       quietCpuBanner();
       return done("wasm", 1, false);
@@ -148,41 +159,4 @@ function quietCpuBanner(): void {
   } finally {
     console.warn = warn;
   }
-}
-
-async function gpuDevicePresent(): Promise<boolean> {
-  for (const p of ["/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia/version"]) {
-    try {
-      await Deno.stat(p);
-      return true;
-    } catch { /* absent */ }
-  }
-  return false;
-}
-
-/**
- * Cheap probe: is a CUDA GPU usable by tfjs-node-gpu here? True when an NVIDIA device is present and
- * tfjs-node-gpu's native binding is installed. Loads nothing.
- *
- * @example
- * ```ts
- * const profile = (await gpuAvailable()) ? "paper" : "cpu";
- * ```
- */
-export async function gpuAvailable(): Promise<boolean> {
-  if (!await gpuDevicePresent()) return false;
-  try {
-    const { createRequire } = await import("node:module");
-    const req = createRequire(import.meta.url);
-    const pkgJson = req.resolve("@tensorflow/tfjs-node-gpu/package.json");
-    const dir = pkgJson.slice(0, -"package.json".length);
-    for await (const e of Deno.readDir(`${dir}lib`)) {
-      if (!e.isDirectory || !e.name.startsWith("napi-v")) continue;
-      try {
-        await Deno.stat(`${dir}lib/${e.name}/tfjs_binding.node`);
-        return true;
-      } catch { /* not built */ }
-    }
-  } catch { /* package not installed */ }
-  return false;
 }

@@ -60,7 +60,7 @@ async function resolve(
   // Imported lazily so tests (which pass --resolved-config) load neither the config module nor TF.js.
   const { resolveConfig } = await import("../config/mod.ts");
   // The default profile is "paper" with a usable GPU, else "cpu"; probing loads TF.js, so only when needed.
-  const gpu = v.profile === undefined ? await (await import("../backend.ts")).gpuAvailable() : undefined;
+  const gpu = v.profile === undefined ? await (await import("../gpu.ts")).gpuAvailable() : undefined;
   return await resolveConfig({ dataset, profile: v.profile, source: v.source, set: v.set, root, gpu });
 }
 

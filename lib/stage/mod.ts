@@ -126,7 +126,7 @@ export async function runStage(name: string, body: (ctx: StageContext) => Promis
 }
 
 async function gpuProbe(): Promise<boolean> {
-  const { gpuAvailable } = await import("../backend.ts");
+  const { gpuAvailable } = await import("../gpu.ts");
   return await gpuAvailable();
 }
 

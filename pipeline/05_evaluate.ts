@@ -38,7 +38,7 @@ async function timeTfjs(model: Model, size: number, repeats: number): Promise<Ti
 
 await runStage("evaluate", async (ctx) => {
   const { config, paths } = ctx;
-  const backend = await initBackend({ backend: config.backend });
+  const backend = await initBackend({ backend: config.backend, threads: config.threads });
   const C = config.num_classes;
   const repeats = config.eval.latency_repeats ?? 20;
   const tCard = await readJson<ModelCard>(`${paths.frozen}/card.json`, "the frozen teacher's card");

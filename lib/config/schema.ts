@@ -66,6 +66,7 @@ export const configSchema: Schema = {
     classes: { type: "list", items: str, nullable: true },
     seed: int,
     backend: { type: "string", oneOf: ["auto", "tensorflow", "wasm", "cpu"] },
+    threads: int,
     data: {
       type: "object",
       fields: {

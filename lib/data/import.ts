@@ -743,6 +743,7 @@ export function datasetYaml(info: DatasetInfo): string {
     classes: info.classes,
     seed: 0,
     backend: "auto",
+    threads: 1,
     data: {
       keys: { image: "image", label: "class" },
       // patterns name the shards inside each split's folder (lib/data/source.ts matches file names)

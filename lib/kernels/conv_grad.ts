@@ -107,7 +107,11 @@ export function conv2dBackpropInput(backendName: string) {
       const hq = Math.ceil((H + pt) / sh), wq = Math.ceil((W + pl) / sw); // phase-grid rows/cols needed
       const pf = phaseFilter(backend.readSync(filter.dataId) as Float32Array, kh, kw, ci, co, sh, sw, ta, tb);
       const nf = sh * sw * ci;
-      const f: TI = { dataId: backend.write(pf, [ta, tb, co, nf], "float32"), shape: [ta, tb, co, nf], dtype: "float32" };
+      const f: TI = {
+        dataId: backend.write(pf, [ta, tb, co, nf], "float32"),
+        shape: [ta, tb, co, nf],
+        dtype: "float32",
+      };
       S.track(f);
       const padB = Math.max(hq - ho, 0), padR = Math.max(wq - wo, 0);
       const out = S.run("Conv2D", { x: dy, filter: f }, {

@@ -16,7 +16,9 @@ export function identityShared(_backendName: string) {
   return ({ inputs, backend }: { inputs: Record<string, TI>; backend: AnyBackend; attrs?: Attrs }): TI => {
     const { x } = inputs;
     if (x.dtype === "string" || typeof backend.incRef !== "function") {
-      throw new Error("lib/kernels/identity.ts: shared Identity needs a numeric tensor and a backend with incRef.");
+      throw new Error(
+        "lib/kernels/identity.ts: shared Identity needs a numeric tensor and a backend with incRef.",
+      );
     }
     backend.incRef(x.dataId);
     return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };

@@ -113,6 +113,18 @@ export function conv2dBackpropInput(backendName: string) {
         dtype: "float32",
       };
       S.track(f);
+      const { bottom: pb, right: pr } = info.padInfo;
+      if (sh === 1 && sw === 1 && pt <= kh - 1 && pl <= kw - 1 && pb <= kh - 1 && pr <= kw - 1) {
+        // Stride 1 (one phase, f is the flipped kernel): choosing the convolution's padding so that its output
+        // is exactly the input's rows and columns saves computing a padded border and cropping it (a
+        // full-size copy, slow on wasm).
+        return S.keep(S.run("Conv2D", { x: dy, filter: f }, {
+          strides: [1, 1],
+          pad: [[0, 0], [kh - 1 - pt, kh - 1 - pb], [kw - 1 - pl, kw - 1 - pr], [0, 0]],
+          dataFormat: "NHWC",
+          dilations: [1, 1],
+        }));
+      }
       const padB = Math.max(hq - ho, 0), padR = Math.max(wq - wo, 0);
       const out = S.run("Conv2D", { x: dy, filter: f }, {
         strides: [1, 1],

@@ -2,7 +2,14 @@
  * Stage 04: distill the frozen teacher into one student per configured mode (function matching by
  * default). No labels in function matching; the teacher is called online on every mixed batch.
  */
-import { readJson, runStage, stableJson, writeFileAtomic, writeOutDir } from "../lib/stage/mod.ts";
+import {
+  readJson,
+  runStage,
+  stableHash,
+  stableJson,
+  writeFileAtomic,
+  writeOutDir,
+} from "../lib/stage/mod.ts";
 import { initBackend } from "../lib/backend.ts";
 import { distillStudent, type Mode } from "../lib/train/distill.ts";
 import { clearCheckpoint } from "../lib/train/loop.ts";
@@ -18,12 +25,21 @@ await runStage("distill", async (ctx) => {
   const onnxTeacher = await Deno.readFile(`${paths.frozen}/teacher.onnx`).catch(() => undefined);
   const checkpoints = `${paths.checkpoints}/distill`;
   const modes = config.distill.modes as Mode[];
-  // a finished mode is kept here until every mode is done, so a crash in the second mode keeps the first
+  // A finished mode is kept under checkpoints/ with the key of everything it depends on: the stage's code
+  // and inputs and the config without `distill.modes`. Adding a mode (e.g. --profile cpu-ablations after
+  // cpu) then trains only the new one, and a crash in the second mode keeps the first. Run standalone,
+  // the stage cannot see its code and inputs, so a finished mode is reused only within the same config.
   const doneDir = (mode: Mode) => `${checkpoints}/${mode}.done`;
+  const withoutModes = structuredClone(config);
+  delete (withoutModes.distill as Record<string, unknown>).modes;
+  const modeKey = (mode: Mode) =>
+    ctx.inputsHash === undefined
+      ? `${ctx.depsHash}/${mode}`
+      : `${ctx.inputsHash}/${stableHash(withoutModes)}/${mode}`;
   for (const mode of modes) {
-    const done = await readJson<{ depsHash: string }>(`${doneDir(mode)}/done.json`, "").catch(() => null);
-    if (done?.depsHash === ctx.depsHash) {
-      console.error(`distill: ${mode}: already finished in this run's checkpoint, reusing it`);
+    const done = await readJson<{ key: string }>(`${doneDir(mode)}/done.json`, "").catch(() => null);
+    if (done?.key === modeKey(mode)) {
+      console.error(`distill: ${mode}: already trained with this code, data and config, reusing it`);
       continue;
     }
     console.error(`distill: ${mode}: student ${config.student.arch}, ${config.distill.steps} steps`);
@@ -32,7 +48,7 @@ await runStage("distill", async (ctx) => {
       teacher,
       onnxTeacher,
       checkpointDir: checkpoints,
-      depsHash: ctx.depsHash,
+      depsHash: modeKey(mode),
       logFile: ctx.logFile,
     });
     if (run.loop.interrupted) Deno.exit(130);
@@ -55,7 +71,7 @@ await runStage("distill", async (ctx) => {
           temperature: config.distill.temperature,
         },
       });
-      await writeFileAtomic(`${tmp}/done.json`, stableJson({ depsHash: ctx.depsHash }) + "\n");
+      await writeFileAtomic(`${tmp}/done.json`, stableJson({ key: modeKey(mode) }) + "\n");
     });
     await writeRunStats(paths, `distill-${mode}`, backend, run.loop, {
       teacher_runtime: run.teacherRuntime,
@@ -71,5 +87,4 @@ await runStage("distill", async (ctx) => {
       }
     }
   });
-  await clearCheckpoint(checkpoints);
 });

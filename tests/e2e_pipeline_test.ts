@@ -217,6 +217,26 @@ Deno.test({
         evaluate: "ran",
         report: "ran",
       });
+
+      // Adding a mode trains only the new student: the function-matching one is reused, byte for byte.
+      const fm = await Deno.readFile(`${cwd}/data/e2e/students/function_matching/weights.bin`);
+      const fifth = await pipeline(
+        cwd,
+        "run",
+        "e2e",
+        "--profile",
+        "smoke",
+        "--set",
+        "distill.temperature=3",
+        "--set",
+        "distill.modes=[function_matching,labels]",
+      );
+      assert.equal(fifth.code, 0, fifth.out);
+      assert.match(fifth.out, /distill: function_matching: already trained with this code, data and config/);
+      assert.match(fifth.out, /distill: labels: student/);
+      assert.doesNotMatch(fifth.out, /distill: function_matching: student/);
+      assert.deepEqual(await Deno.readFile(`${cwd}/data/e2e/students/function_matching/weights.bin`), fm);
+      assert.ok((await Deno.stat(`${cwd}/data/e2e/students/labels/weights.bin`)).size > 0);
     } finally {
       await server.close();
       await Deno.remove(cwd, { recursive: true }).catch(() => {});

@@ -385,6 +385,7 @@ export async function runPipeline(o: PipelineOptions): Promise<RunReport> {
         cwd: o.root,
         env: {
           FUNMATCH_DEPS_HASH: snap.depsHash,
+          FUNMATCH_INPUTS_HASH: snap.inputsHash,
           FUNMATCH_RUNNER: "1",
           FUNMATCH_STAGE: s.name,
           FUNMATCH_LOG: `${logDir}/${s.name}.log`,

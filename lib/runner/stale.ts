@@ -22,6 +22,9 @@ export interface StageSnapshot {
   deps: Record<string, PathHash | null>;
   /** Combined hash of code + params + deps, passed to the stage as FUNMATCH_DEPS_HASH. */
   depsHash: string;
+  /** Hash of code + deps without the params, passed as FUNMATCH_INPUTS_HASH: a stage that makes several
+   * independent outputs (distill's modes) keys each by it plus the params that output depends on. */
+  inputsHash: string;
 }
 
 /** Everything staleness needs to look at. */
@@ -69,7 +72,11 @@ export async function snapshotStage(ctx: StaleContext, stage: BoundStage): Promi
     params: Object.fromEntries(Object.entries(params).map(([k, v]) => [k, v.hash])),
     deps: Object.fromEntries(Object.entries(deps).map(([k, v]) => [k, v?.hash ?? null])),
   }));
-  return { code, params, deps, depsHash };
+  const inputsHash = sha256Text(stableStringify({
+    code,
+    deps: Object.fromEntries(Object.entries(deps).map(([k, v]) => [k, v?.hash ?? null])),
+  }));
+  return { code, params, deps, depsHash, inputsHash };
 }
 
 /** Hashes a stage's outs as they are now (null = missing). */

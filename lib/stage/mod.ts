@@ -59,6 +59,8 @@ export interface StageContext {
   paths: DatasetPaths;
   /** The runner's hash of this stage's deps, code and params; a checkpoint made under another is not resumed. */
   depsHash: string;
+  /** The runner's hash of the code and deps alone (no params); undefined when the stage runs standalone. */
+  inputsHash: string | undefined;
   /** The file this stage's progress lines also go to; undefined under the runner, which already tees the
    * stage's output into it. */
   logFile: string | undefined;
@@ -109,6 +111,7 @@ export async function runStage(name: string, body: (ctx: StageContext) => Promis
       config: resolved.config,
       paths,
       depsHash: Deno.env.get("FUNMATCH_DEPS_HASH") ?? `standalone:${stableHash(resolved.config)}`,
+      inputsHash: Deno.env.get("FUNMATCH_INPUTS_HASH"),
       logFile,
       args: values,
     };

@@ -52,7 +52,9 @@ const training: Record<string, Schema> = {
 
 const split: Schema = {
   type: "object",
-  fields: { pattern: str, shards: { type: "list", items: str } },
+  // pattern/shards: a folder per split; tfds: a TensorFlow Datasets split with optional slicing ("train[:90%]"),
+  // used when the source is a TFDS dataset folder (it has dataset_info.json)
+  fields: { pattern: str, shards: { type: "list", items: str }, tfds: str },
 };
 
 /** The whole dataset config after the profile overlay. */

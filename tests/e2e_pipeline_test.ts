@@ -7,21 +7,9 @@ import assert from "assert";
 import sharp from "sharp";
 import { encodeExample } from "../lib/data/example.ts";
 import { writeTFRecordFile } from "../lib/data/tfrecord.ts";
+import { copyRepo } from "./_repo_copy.ts";
 
-const repo = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 const CLASSES = 3;
-
-/** A copy of the repository's code (not its data) with node_modules linked, for edits and a private data/. */
-async function copyRepo(): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix: "funmatch-e2e-" });
-  for (const p of ["deno.json", "deno.lock"]) await Deno.copyFile(`${repo}/${p}`, `${dir}/${p}`);
-  for (const p of ["lib", "pipeline"]) {
-    const r = await new Deno.Command("cp", { args: ["-r", `${repo}/${p}`, `${dir}/${p}`] }).output();
-    assert.equal(r.code, 0);
-  }
-  await Deno.symlink(`${repo}/node_modules`, `${dir}/node_modules`);
-  return dir;
-}
 
 /** A small JPEG whose colour says its class, with per-image noise so no two are alike. */
 async function photo(label: number, i: number): Promise<Uint8Array> {

@@ -56,6 +56,8 @@ export interface FetchOptions {
   retry?: RetryOptions;
   /** Log file for progress lines. */
   logFile?: string;
+  /** Shards already listed (e.g. the flat TFDS layout); default: `listSource(source, splits)`. */
+  shards?: SourceShard[];
   /**
    * Local sources: hardlink shards instead of copying when on the same file system (default true). Safe because
    * nothing rewrites a shard in place (every writer uses a temporary file and a rename).
@@ -259,7 +261,7 @@ export async function fetchDataset(opts: FetchOptions): Promise<FetchManifest> {
   const attempts = opts.retry?.attempts ?? 6;
   const baseDelay = opts.retry?.baseDelayMs ?? 1000;
   const idleMs = opts.retry?.idleTimeoutMs ?? 60_000;
-  const shards = await listSource(opts.source, opts.splits);
+  const shards = opts.shards ?? await listSource(opts.source, opts.splits);
   await Deno.mkdir(dest, { recursive: true });
   const old = await _readManifest(dest);
   const oldByFile = new Map<string, ManifestShard>();

@@ -296,3 +296,109 @@ async function _headGcs(url: string): Promise<{ size?: number; md5?: string; crc
     return {}; // the download itself will report an unreachable URL
   }
 }
+
+/**
+ * Reads a small file at the root of `source` (e.g. TFDS's `dataset_info.json`); null when it is not there.
+ * Any other failure (a refused or unreachable server) is an error naming the URL.
+ */
+export async function readSourceFile(
+  source: string,
+  name: string,
+): Promise<{ text: string; where: string } | null> {
+  const kind = sourceKind(source);
+  if (kind === "local") {
+    const where = `${_localRoot(source).replace(/\/+$/, "")}/${name}`;
+    try {
+      return { text: await Deno.readTextFile(where), where };
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return null;
+      throw e;
+    }
+  }
+  let url: string;
+  if (kind === "https") url = `${source.replace(/\/+$/, "")}/${_encodePath(name)}`;
+  else {
+    const { bucket, prefix } = _parseGs(source);
+    url = `${gcsEndpoint()}/${encodeURIComponent(bucket)}/${
+      _encodePath(`${prefix ? prefix + "/" : ""}${name}`)
+    }`;
+  }
+  let r: Response;
+  try {
+    r = await fetch(url);
+  } catch (e) {
+    throw new Error(`Could not reach ${url} (${(e as Error).message}).`);
+  }
+  if (r.status === 404 || r.status === 403) {
+    await r.body?.cancel();
+    return null;
+  }
+  if (!r.ok) {
+    await r.body?.cancel();
+    throw new Error(`Reading ${url} failed with HTTP ${r.status}.`);
+  }
+  return { text: await r.text(), where: url };
+}
+
+/**
+ * The named files at the root of `source` (a flat layout such as TFDS's), as shards of the download group
+ * `group`, with whatever the source publishes about them: sizes and GCS checksums from one bucket listing
+ * (HEAD requests when listing is refused), sizes of local files.
+ */
+export async function listFlatShards(source: string, names: string[], group: string): Promise<SourceShard[]> {
+  const kind = sourceKind(source);
+  if (kind === "local") {
+    const root = _localRoot(source).replace(/\/+$/, "");
+    const out: SourceShard[] = [];
+    for (const name of names) {
+      const path = `${root}/${name}`;
+      try {
+        out.push({ split: group, name, url: path, size: (await Deno.stat(path)).size });
+      } catch {
+        throw new Error(`Data source shard ${path} does not exist.`);
+      }
+    }
+    return out;
+  }
+  if (kind === "https") {
+    const base = source.replace(/\/+$/, "");
+    return names.map((name) => ({ split: group, name, url: `${base}/${_encodePath(name)}` }));
+  }
+  const { bucket, prefix } = _parseGs(source);
+  const ep = gcsEndpoint();
+  const pfx = prefix ? `${prefix}/` : "";
+  const objectUrl = (name: string) => `${ep}/${encodeURIComponent(bucket)}/${_encodePath(pfx + name)}`;
+  const listed = new Map<string, { size: string; md5Hash?: string; crc32c?: string }>();
+  let token: string | undefined;
+  let refused = false;
+  do {
+    const q =
+      `${ep}/storage/v1/b/${encodeURIComponent(bucket)}/o?prefix=${encodeURIComponent(pfx)}&delimiter=%2F` +
+      `&fields=${encodeURIComponent("items(name,size,md5Hash,crc32c),nextPageToken")}` +
+      (token ? `&pageToken=${encodeURIComponent(token)}` : "");
+    const r = await _fetchJson(q).catch(() => ({ status: 0, json: undefined }));
+    if (!r.json) {
+      refused = true;
+      break;
+    }
+    for (const it of r.json.items ?? []) listed.set(it.name.slice(pfx.length), it);
+    token = r.json.nextPageToken;
+  } while (token);
+  const out: SourceShard[] = [];
+  for (const name of names) {
+    const it = listed.get(name);
+    if (it) {
+      out.push({
+        split: group,
+        name,
+        url: objectUrl(name),
+        size: Number(it.size),
+        md5: it.md5Hash,
+        crc32c: it.crc32c,
+      });
+    } else if (refused) {
+      out.push({ split: group, name, url: objectUrl(name), ...(await _headGcs(objectUrl(name))) });
+    } else throw new Error(`gs://${bucket}/${pfx}${name} is not in the bucket listing.`);
+  }
+  return out;
+}

@@ -62,6 +62,21 @@ Deno.test("config: a wrong type inside a profile names the profile's line", () =
   );
 });
 
+Deno.test("config: a published accuracy given in percent is refused with its line", () => {
+  const bad = base + "published: { source: x, teacher_top1: 90.92, students: [] }\n";
+  assert.throws(
+    () => resolveText(bad, "toy.yaml", { dataset: "toy", profile: "cpu" }),
+    (e: Error) =>
+      /toy\.yaml:24: published\.teacher_top1: expected a number from 0 to 1, got 90\.92/.test(e.message),
+  );
+  const good = base +
+    "published: { source: x, teacher_top1: 0.9092, students: [{ top1: 0.813, epochs: 300 }] }\n";
+  assert.equal(
+    resolveText(good, "toy.yaml", { dataset: "toy", profile: "cpu" }).config.published.teacher_top1,
+    0.9092,
+  );
+});
+
 Deno.test("config: an unknown profile and an unknown dataset are one clear sentence each", async () => {
   assert.throws(
     () => resolveText(base, "toy.yaml", { dataset: "toy", profile: "gpu" }),

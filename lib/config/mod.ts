@@ -186,6 +186,12 @@ function validate(
       if (schema.oneOf && !schema.oneOf.includes(value)) {
         fail(path, `expected one of ${schema.oneOf.join(", ")}, got ${JSON.stringify(value)}`);
       }
+      if (schema.range && ((value as number) < schema.range[0] || (value as number) > schema.range[1])) {
+        fail(
+          path,
+          `expected a number from ${schema.range[0]} to ${schema.range[1]}, got ${JSON.stringify(value)}`,
+        );
+      }
       return;
     }
     case "list":

@@ -6,7 +6,13 @@
 
 /** A schema node: a scalar type, a list of one type, a record with free keys, or an object with known keys. */
 export type Schema =
-  | { type: "string" | "number" | "integer" | "boolean"; nullable?: boolean; oneOf?: readonly unknown[] }
+  | {
+    type: "string" | "number" | "integer" | "boolean";
+    nullable?: boolean;
+    oneOf?: readonly unknown[];
+    /** Inclusive bounds of a number. */
+    range?: readonly [number, number];
+  }
   | { type: "list"; items: Schema; nullable?: boolean }
   | { type: "map"; values: Schema }
   | { type: "object"; fields: Record<string, Schema>; nullable?: boolean };
@@ -16,6 +22,8 @@ const optStr: Schema = { type: "string", nullable: true };
 const num: Schema = { type: "number" };
 const int: Schema = { type: "integer" };
 const bool: Schema = { type: "boolean" };
+/** An accuracy as a fraction, as metrics.json writes it (0.9092, not 90.92). */
+const fraction: Schema = { type: "number", range: [0, 1] };
 
 const optimizer: Schema = {
   type: "object",
@@ -115,11 +123,11 @@ export const configSchema: Schema = {
       nullable: true,
       fields: {
         source: str,
-        teacher_top1: num,
+        teacher_top1: fraction,
         teacher_arch: str,
         students: {
           type: "list",
-          items: { type: "object", fields: { top1: num, epochs: int, arch: str } },
+          items: { type: "object", fields: { top1: fraction, epochs: int, arch: str } },
         },
         note: str,
       },

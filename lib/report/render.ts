@@ -350,7 +350,9 @@ function headline(input: ReportInput, facts: RunFacts, modes: string[], split: s
   const n = num(teacher.n);
   const backend = input.environment
     ? ` on the ${code(input.environment.backend)} backend` +
-      (input.environment.threads ? ` (${input.environment.threads} threads)` : "")
+      (input.environment.threads
+        ? ` (${input.environment.threads} thread${input.environment.threads === 1 ? "" : "s"})`
+        : "")
     : "";
   return [
     "## Headline numbers",

@@ -24,6 +24,7 @@
  * @module
  */
 
+import { cacheDir } from "../cache_dir.ts";
 import { hashSeed, Rng } from "../rng.ts";
 import { type BatchJob, BatchMaker, type BatchResult } from "./_batch.ts";
 import { decodeExample, type ExampleKeys } from "./example.ts";
@@ -93,16 +94,6 @@ export async function listShards(dir: string): Promise<string[]> {
 
 const memo = new Map<string, SplitIndex>();
 
-function _cacheDir(): string | null {
-  const env = Deno.env.get("FUNMATCH_CACHE");
-  if (env) return `${env}/index`;
-  const xdg = Deno.env.get("XDG_CACHE_HOME");
-  const home = Deno.env.get("HOME");
-  if (xdg) return `${xdg}/funmatch/index`;
-  if (home) return `${home}/.cache/funmatch/index`;
-  return null;
-}
-
 async function _sha256Hex(s: string): Promise<string> {
   const d = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(s));
   return Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join("");
@@ -133,7 +124,7 @@ export async function openSplit(
   const useCache = opts.cache ?? true;
   if (useCache && memo.has(sig)) return memo.get(sig)!;
   const key = await _sha256Hex(sig);
-  const cdir = useCache ? _cacheDir() : null;
+  const cdir = useCache ? cacheDir("index") : null;
   if (cdir) {
     try {
       const j = JSON.parse(await Deno.readTextFile(`${cdir}/${key}.json`));

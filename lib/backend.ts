@@ -5,12 +5,16 @@
  * which their install script downloads; where that was impossible their import fails cleanly and we move on
  * to wasm (XNNPACK, SIMD, optionally 2 threads), then to the pure-JS cpu backend. wasm and cpu cannot train
  * conv nets well as shipped, so our replacement gradient kernels (lib/kernels/) are registered before the
- * backend is selected. Every attempt leaves one line in `BackendInfo.tried`, printed to stderr unless quiet.
+ * backend is selected. On wasm, convolutions and their gradients run in natively compiled code when the machine
+ * has a C compiler (lib/kernels/native: 2–4× XNNPACK's speed, and on `threads` cores); the wasm module itself
+ * then stays single-threaded, which avoids its flaky threaded start. Every attempt leaves one line in
+ * `BackendInfo.tried`, printed to stderr unless quiet.
  */
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
 import { initThreadedWasm } from "./kernels/wasm_threads.ts";
-import { registerTrainingKernels } from "./kernels/mod.ts";
+import { registerNativeKernels, registerTrainingKernels } from "./kernels/mod.ts";
+import { loadNative } from "./kernels/native/build.ts";
 import { gpuDevicePresent } from "./gpu.ts";
 
 export { gpuAvailable } from "./gpu.ts";
@@ -21,8 +25,12 @@ export type BackendName = "tensorflow" | "wasm" | "cpu";
 /** What `initBackend` selected, and one line per attempt. */
 export interface BackendInfo {
   name: BackendName;
-  /** Compute threads (wasm: 1 or 2; tensorflow: what libtensorflow uses, reported as os cores; cpu: 1). */
+  /** Compute threads (wasm: its own, or the native kernels'; tensorflow: os cores; cpu: 1). */
   threads: number;
+  /** wasm only: convolutions run in the native kernels (with `threads` threads; the wasm module has 1). */
+  native: boolean;
+  /** One phrase for logs and reports, e.g. "wasm, native convolutions on 2 threads". */
+  label: string;
   /** True when tfjs-node-gpu loaded and a GPU device is present. */
   gpu: boolean;
   /** One line per attempt, in order, ending with the choice. */
@@ -33,8 +41,13 @@ export interface BackendInfo {
 export interface InitBackendOptions {
   /** "auto" (default) tries tensorflow-gpu → tensorflow → wasm → cpu; a name forces that backend (or fails). */
   backend?: BackendName | "auto";
-  /** wasm threads (default 1). More than 1 uses the threaded wasm build; if it fails, 1 thread is used. */
+  /**
+   * Compute threads (default 1): the native kernels' when they load, else the wasm module's (more than 1 uses
+   * the threaded wasm build; if it fails, 1 thread is used).
+   */
   threads?: number;
+  /** wasm: "auto" (default) uses the native conv kernels when they build; "off" keeps XNNPACK's. */
+  native?: "auto" | "off";
   /** Do not print the attempt lines to stderr. */
   quiet?: boolean;
 }
@@ -52,7 +65,7 @@ let current: { key: string; info: Promise<BackendInfo> } | null = null;
  * ```
  */
 export function initBackend(opts: InitBackendOptions = {}): Promise<BackendInfo> {
-  const key = JSON.stringify([opts.backend ?? "auto", opts.threads ?? 1]);
+  const key = JSON.stringify([opts.backend ?? "auto", opts.threads ?? 1, opts.native ?? "auto"]);
   if (current) {
     if (current.key !== key) {
       return Promise.reject(
@@ -79,13 +92,13 @@ async function pick(opts: InitBackendOptions): Promise<BackendInfo> {
     tried.push(line);
     if (!opts.quiet) console.error(`backend: ${line}`);
   };
-  const done = (name: BackendName, threads: number, gpu: boolean): BackendInfo => {
-    say(
-      `using ${name}${name === "wasm" ? ` (${threads} thread${threads > 1 ? "s" : ""})` : ""}${
-        gpu ? " on GPU" : ""
-      }`,
-    );
-    return { name, threads, gpu, tried };
+  const plural = (n: number) => `${n} thread${n === 1 ? "" : "s"}`;
+  const done = (name: BackendName, threads: number, gpu: boolean, native = false): BackendInfo => {
+    const label = native
+      ? `wasm, native convolutions on ${plural(threads)}`
+      : `${name}${name === "wasm" ? ` (${plural(threads)})` : ""}${gpu ? " on GPU" : ""}`;
+    say(`using ${label}`);
+    return { name, threads, gpu, native, label, tried };
   };
 
   if (want === "auto" || want === "tensorflow") {
@@ -107,6 +120,17 @@ async function pick(opts: InitBackendOptions): Promise<BackendInfo> {
   if (want === "auto" || want === "wasm") {
     registerTrainingKernels("wasm");
     const threads = Math.max(1, Math.floor(opts.threads ?? 1));
+    if ((opts.native ?? "auto") === "auto") {
+      const n = await loadNative();
+      if (n.ok) {
+        if (n.built) say(`native kernels built with ${n.compiler} (${n.path})`);
+        if (await tf.setBackend("wasm")) {
+          registerNativeKernels(n.lib, threads);
+          quietCpuBanner();
+          return done("wasm", threads, false, true);
+        }
+      } else say(`native kernels unavailable: ${n.reason}; convolutions stay on XNNPACK`);
+    }
     if (threads > 1) {
       const r = await initThreadedWasm(threads);
       if (r.ok) {

@@ -12,7 +12,11 @@ import { writeModelOut, writeRunStats } from "../lib/stage/outputs.ts";
 
 await runStage("teacher", async (ctx) => {
   const { config, paths } = ctx;
-  const backend = await initBackend({ backend: config.backend, threads: config.threads });
+  const backend = await initBackend({
+    backend: config.backend,
+    threads: config.threads,
+    native: config.native,
+  });
   const t = config.teacher;
   const checkpointDir = `${paths.checkpoints}/teacher`;
   if (t.pretrained) {

@@ -13,7 +13,7 @@ import type { ModelCard } from "../lib/stage/outputs.ts";
 
 await runStage("freeze", async (ctx) => {
   const { config, paths } = ctx;
-  await initBackend({ backend: config.backend, threads: config.threads });
+  await initBackend({ backend: config.backend, threads: config.threads, native: config.native });
   const card = await readJson<ModelCard>(`${paths.teacher}/card.json`, "the teacher's card");
   const teacher = await loadModel(`${paths.teacher}/weights.bin`, card.arch, config.num_classes);
   const val = await openData(paths.tfrecords, config, "validation");

@@ -19,7 +19,11 @@ import { type ModelCard, writeModelOut, writeRunStats } from "../lib/stage/outpu
 
 await runStage("distill", async (ctx) => {
   const { config, paths } = ctx;
-  const backend = await initBackend({ backend: config.backend, threads: config.threads });
+  const backend = await initBackend({
+    backend: config.backend,
+    threads: config.threads,
+    native: config.native,
+  });
   const card = await readJson<ModelCard>(`${paths.frozen}/card.json`, "the frozen teacher's card");
   const teacher = await loadModel(`${paths.frozen}/teacher.bin`, card.arch, config.num_classes);
   const onnxTeacher = await Deno.readFile(`${paths.frozen}/teacher.onnx`).catch(() => undefined);

@@ -38,7 +38,11 @@ async function timeTfjs(model: Model, size: number, repeats: number): Promise<Ti
 
 await runStage("evaluate", async (ctx) => {
   const { config, paths } = ctx;
-  const backend = await initBackend({ backend: config.backend, threads: config.threads });
+  const backend = await initBackend({
+    backend: config.backend,
+    threads: config.threads,
+    native: config.native,
+  });
   const C = config.num_classes;
   const repeats = config.eval.latency_repeats ?? 20;
   const tCard = await readJson<ModelCard>(`${paths.frozen}/card.json`, "the frozen teacher's card");
@@ -151,7 +155,12 @@ await runStage("evaluate", async (ctx) => {
         teacher: teacherM,
         students: studentsM,
         test_images: tPred.n,
-        backend: { name: backend.name, threads: backend.threads },
+        backend: {
+          name: backend.name,
+          threads: backend.threads,
+          native: backend.native,
+          label: backend.label,
+        },
         onnx_runtime: ort ? "onnxruntime-node" : null,
       }, 2) + "\n",
     );

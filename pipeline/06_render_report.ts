@@ -19,7 +19,7 @@ import { version as tfjsVersion } from "@tensorflow/tfjs";
 await runStage("report", async (ctx) => {
   const { config, paths, dataset } = ctx;
   const metrics = await readJson<
-    { teacher: M; students: Record<string, M>; backend?: { name: string; threads: number } }
+    { teacher: M; students: Record<string, M>; backend?: { name: string; threads: number; label?: string } }
   >(
     `${paths.eval}/metrics.json`,
     "the evaluation metrics",
@@ -83,8 +83,9 @@ await runStage("report", async (ctx) => {
     manifest: { stages: manifestStages },
     run: { train_images: trainImages },
     environment: {
-      backend: metrics.backend?.name ?? "unknown",
-      threads: metrics.backend?.threads,
+      backend: metrics.backend?.label ?? metrics.backend?.name ?? "unknown",
+      // a label already says its thread counts
+      threads: metrics.backend?.label ? undefined : metrics.backend?.threads,
       deno: Deno.version.deno,
       tfjs: tfjsVersion.tfjs,
       git_commit: commit,

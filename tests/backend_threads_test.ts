@@ -1,16 +1,17 @@
-// Two wasm threads (lib/kernels/wasm_threads.ts through lib/backend.ts): the threaded build starts under Deno
-// or falls back to one thread with the reason said, and training on it gives the same numbers, bit for bit,
-// as one thread (the config documents `threads` as a speed-only knob). A process has one backend, so each
-// thread count trains in its own subprocess.
+// Threads through lib/backend.ts, both ways `threads` is spent: the threaded wasm build (native kernels off)
+// starts under Deno or falls back to one thread with the reason said; the native conv kernels run on N threads.
+// Either way training gives the same numbers, bit for bit, as one thread (the config documents `threads` as a
+// speed-only knob). A process has one backend, so each setting trains in its own subprocess.
 import assert from "assert";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../lib/backend.ts";
+import { loadNative } from "../lib/kernels/native/build.ts";
 import { bitSpec, buildModel } from "../lib/model/bit.ts";
 import { Rng } from "../lib/rng.ts";
 
 /** Child: three Adam steps of d10-6s on seeded data; prints backend info, the losses and a weight checksum. */
-async function child(threads: number) {
-  const info = await initBackend({ backend: "wasm", threads, quiet: true });
+async function child(threads: number, native: "auto" | "off") {
+  const info = await initBackend({ backend: "wasm", threads, native, quiet: true });
   const model = buildModel(bitSpec("d10-6s", 10), new Rng("threads-test/init"));
   const rng = new Rng("threads-test/x");
   const x = tf.tensor4d(new Float32Array(32 * 32 * 32 * 3).map(() => rng.normal()), [32, 32, 32, 3]);
@@ -24,12 +25,14 @@ async function child(threads: number) {
   }
   let checksum = 0;
   for (const v of model.params.values()) checksum += tf.tidy(() => tf.sum(tf.abs(v)).dataSync()[0]);
-  console.log(JSON.stringify({ threads: info.threads, tried: info.tried, losses, checksum }));
+  console.log(
+    JSON.stringify({ threads: info.threads, native: info.native, tried: info.tried, losses, checksum }),
+  );
 }
 
-async function runChild(threads: number) {
+async function runChild(threads: number, native: "auto" | "off") {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL(import.meta.url).pathname, "--child", String(threads)],
+    args: ["run", "-A", new URL(import.meta.url).pathname, "--child", String(threads), native],
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -37,6 +40,7 @@ async function runChild(threads: number) {
   assert.ok(out.success, `child (${threads} threads) failed: ${new TextDecoder().decode(out.stderr)}`);
   return JSON.parse(text.split("\n").pop()!) as {
     threads: number;
+    native: boolean;
     tried: string[];
     losses: number[];
     checksum: number;
@@ -44,7 +48,7 @@ async function runChild(threads: number) {
 }
 
 if (import.meta.main && Deno.args[0] === "--child") {
-  await child(Number(Deno.args[1]));
+  await child(Number(Deno.args[1]), Deno.args[2] as "auto" | "off");
   Deno.exit(0);
 }
 
@@ -52,8 +56,9 @@ Deno.test({
   name: "wasm with 2 threads starts (or falls back, saying why) and trains bit-identically to 1 thread",
   // the wasm thread pool's Workers outlive the child process only; nothing leaks into this one
   fn: async () => {
-    const one = await runChild(1);
-    const two = await runChild(2);
+    const one = await runChild(1, "off");
+    const two = await runChild(2, "off");
+    assert.equal(one.native, false);
     assert.equal(one.threads, 1);
     if (two.threads === 1) {
       assert.ok(
@@ -67,5 +72,26 @@ Deno.test({
     assert.ok(one.losses[2] < one.losses[0], `training must lower the loss: ${one.losses}`);
     assert.deepEqual(two.losses, one.losses);
     assert.equal(two.checksum, one.checksum);
+  },
+});
+
+const nativeOk = (await loadNative()).ok;
+
+Deno.test({
+  name: "native conv kernels on 2 threads train bit-identically to 1 thread, and the choice is said",
+  ignore: !nativeOk,
+  fn: async () => {
+    const one = await runChild(1, "auto");
+    const two = await runChild(2, "auto");
+    assert.equal(one.native, true);
+    assert.equal(two.native, true);
+    assert.match(two.tried[two.tried.length - 1], /^using wasm, native convolutions on 2 threads$/);
+    assert.ok(one.losses[2] < one.losses[0], `training must lower the loss: ${one.losses}`);
+    assert.deepEqual(two.losses, one.losses);
+    assert.equal(two.checksum, one.checksum);
+    // the XNNPACK path agrees to float precision but not to the bit (another summation order)
+    const xnn = await runChild(1, "off");
+    assert.ok(Math.abs(xnn.losses[0] - one.losses[0]) < 1e-4 * Math.abs(one.losses[0]));
+    assert.notEqual(xnn.checksum, one.checksum);
   },
 });

@@ -77,6 +77,7 @@ export const configSchema: Schema = {
     seed: int,
     backend: { type: "string", oneOf: ["auto", "tensorflow", "wasm", "cpu"] },
     threads: int,
+    native: { type: "string", oneOf: ["auto", "off"] },
     data: {
       type: "object",
       fields: {

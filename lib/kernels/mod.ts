@@ -12,6 +12,8 @@ import { conv2dBackpropFilter, conv2dBackpropInput } from "./conv_grad.ts";
 import { maxPoolGrad } from "./pool_grad.ts";
 import { depthwiseBackpropFilter, depthwiseBackpropInput } from "./depthwise_grad.ts";
 import { identityShared } from "./identity.ts";
+import { nativeKernels } from "./native/kernels.ts";
+import type { NativeLib } from "./native/build.ts";
 
 export { conv2dBackpropFilter, conv2dBackpropInput } from "./conv_grad.ts";
 export { maxPoolGrad } from "./pool_grad.ts";
@@ -61,11 +63,35 @@ export function registerTrainingKernels(backendName: TrainableBackend): string[]
 }
 
 /**
+ * Replace the wasm backend's Conv2D and our conv gradient kernels with the native ones (./native), and add the
+ * fused GroupNorm+ReLU kernels lib/model/norm.ts looks for; all run with
+ * `threads` threads. Call after `registerTrainingKernels("wasm")`; `restoreStockKernels("wasm")` undoes both.
+ */
+export function registerNativeKernels(lib: NativeLib, threads: number): string[] {
+  const kernels = nativeKernels(lib, threads);
+  for (const [kernelName, kernelFunc] of Object.entries(kernels)) {
+    const key = `wasm/${kernelName}`;
+    if (!STOCK.has(key)) STOCK.set(key, tf.getKernel(kernelName, "wasm") ?? null);
+    if (tf.getKernel(kernelName, "wasm")) tf.unregisterKernel(kernelName, "wasm");
+    tf.registerKernel({ kernelName, backendName: "wasm", kernelFunc });
+  }
+  for (const k of Object.keys(kernels)) NATIVE_NAMES.add(k);
+  return Object.keys(kernels);
+}
+
+/** Kernels only registerNativeKernels replaces (restoreStockKernels must put them back too). */
+const NATIVE_NAMES = new Set<string>();
+
+/**
  * Put back the kernels that `registerTrainingKernels` replaced (stock ones, or none where the backend had
  * none). Tests use it to compute references with the stock cpu kernels.
  */
 export function restoreStockKernels(backendName: TrainableBackend): void {
-  for (const [kernelName] of KERNELS[backendName] ?? []) {
+  const names = [
+    ...(KERNELS[backendName] ?? []).map(([k]) => k),
+    ...(backendName === "wasm" ? NATIVE_NAMES : []),
+  ];
+  for (const kernelName of names) {
     const key = `${backendName}/${kernelName}`;
     if (!STOCK.has(key)) continue;
     if (tf.getKernel(kernelName, backendName)) tf.unregisterKernel(kernelName, backendName);

@@ -13,7 +13,7 @@
  * is required by the architecture; its gradient on wasm is the kernels engineer's MaxPoolGrad.
  */
 import * as tf from "@tensorflow/tfjs";
-import { groupNorm, standardizeKernel } from "./norm.ts";
+import { groupNormRelu, standardizeKernel } from "./norm.ts";
 import type { Rng } from "../rng.ts";
 
 /** Architecture of one BiT ResNetV2 (contract in /tmp/contracts.md, extended with optional numerics fields). */
@@ -521,7 +521,7 @@ export function makeForward(spec: BitSpec, params: Map<string, tf.Tensor>): (x: 
   };
   const gnRelu = (x: tf.Tensor4D, name: string): tf.Tensor4D => {
     const c = x.shape[3];
-    return tf.relu(groupNorm(x, p(`${name}/scale`), p(`${name}/bias`), groupsFor(spec, c), gnEps));
+    return groupNormRelu(x, p(`${name}/scale`), p(`${name}/bias`), groupsFor(spec, c), gnEps);
   };
   const convs = new Map(convLayout(spec).map((c) => [c.name, c]));
   const units = unitLayout(spec);

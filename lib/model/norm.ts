@@ -12,6 +12,7 @@
  * definition (tested against it, values and gradients, in tests/model_norm_test.ts).
  */
 import * as tf from "@tensorflow/tfjs";
+import { GN_RELU, GN_RELU_GRAD } from "../kernels/native/kernels.ts";
 
 /** Per-(batch, channel) sums over the spatial axis of x3 [B, N, C] → [B, 1, C], via matMul with ones. */
 function spatialSum(x3: tf.Tensor3D): tf.Tensor3D {
@@ -93,6 +94,51 @@ export function groupNorm(
     };
   });
   return gn(x, scale, bias) as tf.Tensor4D;
+}
+
+/**
+ * ReLU(GroupNorm(x)), the pre-activation of every BiT unit. Where the backend has our fused native kernel
+ * (wasm with lib/kernels/native loaded) it is one kernel forward and one backward; elsewhere it is
+ * `relu(groupNorm(…))`. Same maths; the native kernel sums its statistics in double.
+ */
+export function groupNormRelu(
+  x: tf.Tensor4D,
+  scale: tf.Tensor,
+  bias: tf.Tensor,
+  groups: number,
+  eps = 1e-5,
+): tf.Tensor4D {
+  if (!tf.getKernel(GN_RELU, tf.getBackend())) return tf.relu(groupNorm(x, scale, bias, groups, eps));
+  const c = x.shape[3];
+  if (!Number.isInteger(groups) || groups < 1 || c % groups !== 0) {
+    throw new Error(`lib/model/norm.ts groupNormRelu: channels ${c} must be divisible by groups ${groups}.`);
+  }
+  if (scale.size !== c || bias.size !== c) {
+    throw new Error(
+      `lib/model/norm.ts groupNormRelu: scale/bias must have ${c} elements, got ${scale.size}/${bias.size}.`,
+    );
+  }
+  const attrs = { groups, eps };
+  const f = tf.customGrad((xIn, sIn, bIn, save) => {
+    const [y, mean, rstd] = tf.engine().runKernel(
+      GN_RELU,
+      { x: xIn as tf.Tensor, scale: sIn as tf.Tensor, bias: bIn as tf.Tensor },
+      attrs,
+    ) as tf.Tensor[];
+    (save as tf.GradSaveFunc)([xIn as tf.Tensor, sIn as tf.Tensor, bIn as tf.Tensor, mean, rstd]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sx, ss, sb, sm, sr] = saved;
+        return tf.engine().runKernel(
+          GN_RELU_GRAD,
+          { dy, x: sx, scale: ss, bias: sb, mean: sm, rstd: sr },
+          attrs,
+        ) as tf.Tensor[];
+      },
+    };
+  });
+  return f(x, scale, bias) as tf.Tensor4D;
 }
 
 /**

@@ -71,6 +71,8 @@ export async function writeRunStats(
     stableJson({
       backend: backend.name,
       threads: backend.threads,
+      native: backend.native,
+      label: backend.label,
       seconds: Number(loop.seconds.toFixed(1)),
       steps_run: loop.stepsRun,
       resumed_from: loop.resumedFrom,

@@ -60,6 +60,8 @@ if (only.includes("models")) {
   modelRows = await run(
     "Training and inference speed",
     "One training step (forward, backward, Adam) and one forward pass of random weights on random images; " +
+      "`wasm` runs convolutions on XNNPACK (TF.js as shipped, with our gradient kernels), `wasm+native` on the " +
+      "kernels lib/kernels/native compiles for this CPU; " +
       "GFLOP/s counts the forward convolutions and dense layer (training: 3×). The `cpu` profile's models, " +
       "and the reference ResNet of `shared/research/tfjs-on-deno.md` (`reference-s1`).",
     () => benchModels({ quick }),

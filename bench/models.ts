@@ -49,9 +49,9 @@ export interface ModelRow {
   runs: number;
 }
 
-/** A backend setting to run in one subprocess. */
+/** A backend setting to run in one subprocess ("wasm+native": wasm with the native conv/GroupNorm kernels). */
 interface Setting {
-  backend: "wasm" | "cpu";
+  backend: "wasm" | "wasm+native" | "cpu";
   threads: number;
 }
 
@@ -169,7 +169,12 @@ export interface BenchModelsOptions {
 export async function benchModels(
   opts: BenchModelsOptions = {},
 ): Promise<{ markdown: string; rows: ModelRow[] }> {
-  const settings: Setting[] = [{ backend: "wasm", threads: 1 }, { backend: "wasm", threads: 2 }];
+  const settings: Setting[] = [
+    { backend: "wasm", threads: 1 },
+    { backend: "wasm", threads: 2 },
+    { backend: "wasm+native", threads: 1 },
+    { backend: "wasm+native", threads: 2 },
+  ];
   if (!opts.quick) settings.push({ backend: "cpu", threads: 1 });
   const rows: ModelRow[] = [];
   const notes: string[] = [];
@@ -216,7 +221,7 @@ function modelsMarkdown(rows: ModelRow[], notes: string[]): string {
       } | ${fmt(r.infer_gflop_s, 2)} | ${r.runs} |`,
     );
   }
-  const ref = rows.filter((r) => r.model === REFERENCE.model && r.backend === "wasm");
+  const ref = rows.filter((r) => r.model === REFERENCE.model && r.backend !== "cpu");
   if (ref.length) {
     const best = (k: "train_img_s" | "infer_img_s") => ref.reduce((a, b) => (b[k] > a[k] ? b : a));
     const t = best("train_img_s"), i = best("infer_img_s");
@@ -224,10 +229,10 @@ function modelsMarkdown(rows: ModelRow[], notes: string[]): string {
       "",
       `Reference model (\`reference-s1\`, 64 px, batch 64): best training ${
         fmt(t.train_img_s)
-      } img/s (wasm ${t.threads}T), ` +
+      } img/s (${t.backend} ${t.threads}T), ` +
         `best inference ${
           fmt(i.infer_img_s)
-        } img/s (wasm ${i.threads}T); issue 5 asks for ≥ 40 and ≥ 250, and PyTorch ` +
+        } img/s (${i.backend} ${i.threads}T); issue 5 asks for ≥ 40 and ≥ 250, and PyTorch ` +
         `with 2 threads does about 200 and 900 on this kind of machine.`,
     );
   }
@@ -244,9 +249,21 @@ if (import.meta.main) {
   if (values.child) {
     const [backend, t] = values.child.split(":");
     const setting: Setting = { backend: backend as Setting["backend"], threads: Number(t) };
-    const info = await initBackend({ backend: setting.backend, threads: setting.threads, quiet: true });
+    const native = setting.backend === "wasm+native";
+    const info = await initBackend({
+      backend: setting.backend === "cpu" ? "cpu" : "wasm",
+      threads: setting.threads,
+      native: native ? "auto" : "off",
+      quiet: true,
+    });
     let note: string | undefined;
     if (info.threads !== setting.threads) note = `asked for ${setting.threads} threads, got ${info.threads}`;
+    if (native && !info.native) {
+      console.log(
+        JSON.stringify({ rows: [], note: `native kernels unavailable (${info.tried.join("; ")})` }),
+      );
+      Deno.exit(0);
+    }
     setting.threads = info.threads;
     let cases = await modelCases(datasets);
     let runs = values.quick ? 3 : 5, warmup = 2;

@@ -13,7 +13,7 @@ import { agreement, type M, summarize, top1 } from "../lib/eval/metrics.ts";
 import { measureLatency } from "../lib/eval/latency.ts";
 import { exportOnnx } from "../lib/export/onnx.ts";
 import { createSession, loadOrt, ortLoadError, runLogits } from "../lib/export/ort.ts";
-import type { Model } from "../lib/model/bit.ts";
+import type { FrozenForward, Model } from "../lib/model/bit.ts";
 import type { ModelCard } from "../lib/stage/outputs.ts";
 
 interface Timing {
@@ -21,7 +21,7 @@ interface Timing {
   throughput_b64: number;
 }
 
-async function timeTfjs(model: Model, size: number, repeats: number): Promise<Timing> {
+async function timeTfjs(model: FrozenForward, size: number, repeats: number): Promise<Timing> {
   const run = (b: number) => {
     const y = tf.tidy(() => model.apply(tf.zeros([b, size, size, 3]) as tf.Tensor4D));
     y.dataSync();
@@ -74,8 +74,11 @@ await runStage("evaluate", async (ctx) => {
   }
 
   const test = await openData(paths.tfrecords, config, "test");
-  const forwards: Forward[] = [(x) => teacher.apply(x)];
-  for (const s of students.values()) forwards.push((x) => s.model.apply(x));
+  // inference only: every model's kernels are standardised once, not on each batch
+  const frozenTeacher = teacher.frozen();
+  const frozen = new Map([...students].map(([mode, s]) => [mode, s.model.frozen()]));
+  const forwards: Forward[] = [(x) => frozenTeacher.apply(x)];
+  for (const f of frozen.values()) forwards.push((x) => f.apply(x));
   for (const session of sessions.values()) {
     forwards.push({ raw: (x, shape) => runLogits(session, x, shape) });
   }
@@ -88,7 +91,7 @@ await runStage("evaluate", async (ctx) => {
   const [tPred] = preds;
 
   const size = tCard.image_size;
-  const teacherTiming = await timeTfjs(teacher, size, repeats);
+  const teacherTiming = await timeTfjs(frozenTeacher, size, repeats);
   const teacherBytes = (await Deno.stat(`${paths.frozen}/teacher.bin`)).size;
   const teacherM: M = summarize({
     logits: tPred.logits,
@@ -102,7 +105,7 @@ await runStage("evaluate", async (ctx) => {
   for (const [i, mode] of modes.entries()) {
     const s = students.get(mode)!;
     const p = preds[1 + i];
-    const timing = await timeTfjs(s.model, s.card.image_size, repeats);
+    const timing = await timeTfjs(frozen.get(mode)!, s.card.image_size, repeats);
     const m: M & Record<string, unknown> = {
       ...summarize({
         logits: p.logits,

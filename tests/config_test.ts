@@ -118,3 +118,12 @@ Deno.test("config: deepMerge replaces lists and merges mappings; getKey reads do
   assert.equal(getKey(m, "a.b"), 1);
   assert.equal(getKey(m, "a.x.y"), undefined);
 });
+
+Deno.test("config: backend, threads and native default to auto, 1 and auto when a config leaves them out", () => {
+  const r = resolveText(base, "toy.yaml", { dataset: "toy", profile: "cpu" });
+  assert.equal(r.config.backend, "auto");
+  assert.equal(r.config.threads, 1);
+  assert.equal(r.config.native, "auto");
+  const set = resolveText(base + "native: off\n", "toy.yaml", { dataset: "toy", profile: "cpu" });
+  assert.equal(set.config.native, "off");
+});

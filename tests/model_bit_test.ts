@@ -181,3 +181,25 @@ Deno.test("gradients reach every parameter (basic and bottleneck), init is deter
   assert.ok(data.every((v) => Math.abs(v) <= bound) && data.some((v) => Math.abs(v) > 0.9 * bound));
   for (const m of [a, a2, b]) m.dispose();
 });
+
+Deno.test("frozen(): the same logits bit for bit as apply(), no tensor left after dispose, a snapshot of the weights", () => {
+  const model = buildModel(bitSpec("d10-6s", 10), new Rng("frozen-test"));
+  const rng = new Rng("frozen-test/x");
+  // a non-zero head so the logits depend on every layer
+  const head = model.params.get("head/kernel")!;
+  head.assign(tf.tensor(new Float32Array(head.size).map(() => rng.normal()), head.shape));
+  const x = tf.tensor4d(new Float32Array(4 * 32 * 32 * 3).map(() => rng.normal()), [4, 32, 32, 3]);
+  const want = tf.tidy(() => model.apply(x).dataSync());
+  const before = tf.memory().numTensors;
+  const f = model.frozen();
+  const got = tf.tidy(() => f.apply(x).dataSync());
+  assert.deepEqual(got, want);
+  // later updates are not seen by the snapshot
+  const k = model.params.get("root_block/conv_root/kernel")!;
+  tf.tidy(() => k.assign(tf.mul(k, -1)));
+  assert.deepEqual(tf.tidy(() => f.apply(x).dataSync()), want);
+  f.dispose();
+  assert.equal(tf.memory().numTensors, before);
+  tf.dispose([x]);
+  model.dispose();
+});

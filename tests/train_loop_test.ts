@@ -203,6 +203,16 @@ Deno.test("loop: function matching calls the teacher online on every step, on th
       seen.push(x.dataSync().slice() as Float32Array);
       return teacher.apply(x);
     },
+    frozen: () => {
+      const f = teacher.frozen();
+      return {
+        apply: (x: tf.Tensor4D) => {
+          seen.push(x.dataSync().slice() as Float32Array);
+          return f.apply(x);
+        },
+        dispose: f.dispose,
+      };
+    },
   };
   const before = seen.length;
   const run = await distillStudent(cfg, "function_matching", {

@@ -10,7 +10,7 @@
  * ```
  */
 import YAML from "yaml";
-import { configSchema, requiredKeys, type Schema } from "./schema.ts";
+import { configSchema, defaults, requiredKeys, type Schema } from "./schema.ts";
 
 /** The resolved config: a plain JSON-able object, typed loosely where stages read it. */
 // deno-lint-ignore no-explicit-any
@@ -139,7 +139,7 @@ export function resolveText(text: string, file: string, opts: ResolveOptions): R
       `${file}: profile "${profile}" is not defined (defined: ${profileNames.join(", ") || "none"})`,
     );
   }
-  let config = deepMerge(base, profileOverlay(profiles as Config, profile, file));
+  let config = deepMerge(deepMerge({ ...defaults }, base), profileOverlay(profiles as Config, profile, file));
   const mirror = Deno.env.get("FUNMATCH_DATA_MIRROR");
   if (opts.source) config.source = opts.source;
   else if (mirror) config.source = mirror;

@@ -136,6 +136,9 @@ export const configSchema: Schema = {
   },
 };
 
+/** Values of top-level keys a dataset config may leave out (the resolved config, and so the lock, has them). */
+export const defaults = { backend: "auto", threads: 1, native: "auto" } as const;
+
 /** Keys every resolved config must have (dotted paths); the rest may be absent. */
 export const requiredKeys = [
   "name",

@@ -744,6 +744,7 @@ export function datasetYaml(info: DatasetInfo): string {
     seed: 0,
     backend: "auto",
     threads: 1,
+    native: "auto",
     data: {
       keys: { image: "image", label: "class" },
       // patterns name the shards inside each split's folder (lib/data/source.ts matches file names)

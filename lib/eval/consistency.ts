@@ -30,8 +30,10 @@ export async function measureCropConsistency(
     batchSize: config.eval.batch_size ?? 128,
     numClasses: config.num_classes,
   };
-  const [a] = await predictSplit([(x) => teacher.apply(x)], data, config, { ...opts, seed: o.seed * 2 + 1 });
-  const [b] = await predictSplit([(x) => teacher.apply(x)], data, config, { ...opts, seed: o.seed * 2 + 2 });
+  const frozen = teacher.frozen();
+  const [a] = await predictSplit([(x) => frozen.apply(x)], data, config, { ...opts, seed: o.seed * 2 + 1 });
+  const [b] = await predictSplit([(x) => frozen.apply(x)], data, config, { ...opts, seed: o.seed * 2 + 2 });
+  frozen.dispose();
   const ta = argmax(a.logits, a.numClasses);
   const tb = argmax(b.logits, b.numClasses);
   let changed = 0;

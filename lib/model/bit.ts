@@ -73,7 +73,18 @@ export interface Model {
   params: Map<string, tf.Variable>;
   /** logits [B, numClasses] for NHWC float32 input. */
   apply(x: tf.Tensor4D): tf.Tensor2D;
+  /**
+   * An inference-only forward over a snapshot of the current weights, with every conv kernel standardised once
+   * instead of on every call (no gradients; later updates are not seen). Dispose it when done.
+   */
+  frozen(): FrozenForward;
   paramCount(): number;
+  dispose(): void;
+}
+
+/** See {@link Model.frozen}. */
+export interface FrozenForward {
+  apply(x: tf.Tensor4D): tf.Tensor2D;
   dispose(): void;
 }
 
@@ -486,6 +497,7 @@ export function modelFromParams(spec: BitSpec, params: Map<string, tf.Variable>)
     spec,
     params,
     apply,
+    frozen: () => frozenForward(spec, params),
     paramCount: () => {
       let n = 0;
       for (const v of params.values()) n += v.size;
@@ -497,11 +509,36 @@ export function modelFromParams(spec: BitSpec, params: Map<string, tf.Variable>)
   };
 }
 
+/** {@link Model.frozen}: standardise the conv kernels once, keep them, and run the forward without WS. */
+export function frozenForward(spec: BitSpec, params: Map<string, tf.Tensor>): FrozenForward {
+  const wsEps = spec.wsEps ?? 1e-10;
+  const owned: tf.Tensor[] = [];
+  const snapshot = new Map<string, tf.Tensor>();
+  for (const [name, t] of params) {
+    if (name.endsWith("/kernel") && !name.startsWith("head/")) {
+      const ws = tf.tidy(() => standardizeKernel(t, wsEps));
+      owned.push(ws);
+      snapshot.set(name, ws);
+    } else {
+      const c = tf.clone(t);
+      owned.push(c);
+      snapshot.set(name, c);
+    }
+  }
+  const apply = makeForward(spec, snapshot, { standardized: true, inference: true });
+  return { apply, dispose: () => tf.dispose(owned) };
+}
+
 /**
  * The forward pass of `spec` over any name → tensor map (variables or plain tensors), as a function NHWC → logits.
- * Use inside tf.tidy (training: inside the gradient function).
+ * Use inside tf.tidy (training: inside the gradient function). `standardized`: the conv kernels in `params` are
+ * already weight-standardised (see {@link frozenForward}); `inference`: no gradients will be taken.
  */
-export function makeForward(spec: BitSpec, params: Map<string, tf.Tensor>): (x: tf.Tensor4D) => tf.Tensor2D {
+export function makeForward(
+  spec: BitSpec,
+  params: Map<string, tf.Tensor>,
+  opts: { standardized?: boolean; inference?: boolean } = {},
+): (x: tf.Tensor4D) => tf.Tensor2D {
   const wsEps = spec.wsEps ?? 1e-10;
   const gnEps = spec.gnEps ?? 1e-5;
   const symmetric = (spec.padding ?? "same") === "symmetric";
@@ -511,7 +548,8 @@ export function makeForward(spec: BitSpec, params: Map<string, tf.Tensor>): (x: 
     return t;
   };
   const conv = (x: tf.Tensor4D, d: ConvDesc): tf.Tensor4D => {
-    const w = standardizeKernel(p(`${d.name}/kernel`) as tf.Tensor4D, wsEps);
+    const k = p(`${d.name}/kernel`) as tf.Tensor4D;
+    const w = opts.standardized ? k : standardizeKernel(k, wsEps);
     const pad = d.pad === "same"
       ? "same"
       : d.pad === 0
@@ -521,7 +559,9 @@ export function makeForward(spec: BitSpec, params: Map<string, tf.Tensor>): (x: 
   };
   const gnRelu = (x: tf.Tensor4D, name: string): tf.Tensor4D => {
     const c = x.shape[3];
-    return groupNormRelu(x, p(`${name}/scale`), p(`${name}/bias`), groupsFor(spec, c), gnEps);
+    return groupNormRelu(x, p(`${name}/scale`), p(`${name}/bias`), groupsFor(spec, c), gnEps, {
+      inference: opts.inference,
+    });
   };
   const convs = new Map(convLayout(spec).map((c) => [c.name, c]));
   const units = unitLayout(spec);

@@ -107,6 +107,7 @@ export function groupNormRelu(
   bias: tf.Tensor,
   groups: number,
   eps = 1e-5,
+  opts: { inference?: boolean } = {},
 ): tf.Tensor4D {
   if (!tf.getKernel(GN_RELU, tf.getBackend())) return tf.relu(groupNorm(x, scale, bias, groups, eps));
   const c = x.shape[3];
@@ -119,6 +120,12 @@ export function groupNormRelu(
     );
   }
   const attrs = { groups, eps };
+  if (opts.inference) {
+    // no gradient will be asked for: skip customGrad's bookkeeping, drop the statistics at once
+    const [y, mean, rstd] = tf.engine().runKernel(GN_RELU, { x, scale, bias }, attrs) as tf.Tensor[];
+    tf.dispose([mean, rstd]);
+    return y as tf.Tensor4D;
+  }
   const f = tf.customGrad((xIn, sIn, bIn, save) => {
     const [y, mean, rstd] = tf.engine().runKernel(
       GN_RELU,

@@ -82,7 +82,9 @@ export async function distillStudent(config: Config, mode: Mode, o: DistillOptio
   const useMixup = mode !== "consistent";
   const online = mode === "function_matching" || mode === "consistent";
 
-  const teacherApply = (x: tf.Tensor4D) => o.teacher.apply(x);
+  // the teacher never changes: its kernels are standardised once for the whole run
+  const frozenTeacher = o.teacher.frozen();
+  const teacherApply = (x: tf.Tensor4D) => frozenTeacher.apply(x);
   const runtime: TeacherRuntime | null = online
     ? await createTeacherRuntime({
       runtime: d.teacher_runtime ?? "auto",
@@ -94,7 +96,7 @@ export async function distillStudent(config: Config, mode: Mode, o: DistillOptio
 
   // fixed_teacher: one answer per training record, indexed by record id
   let fixed: { probs: Float32Array; byId: Map<number, number> } | null = null;
-  if (mode === "fixed_teacher") fixed = await precomputeTeacher(o.teacher, train, config, T);
+  if (mode === "fixed_teacher") fixed = await precomputeTeacher(teacherApply, train, config, T);
 
   // the teacher's validation answers never change: compute them once
   const [valTeacher] = await predictSplit([teacherApply], val, config, {
@@ -179,11 +181,12 @@ export async function distillStudent(config: Config, mode: Mode, o: DistillOptio
         return v;
       },
       evaluate: async () => {
-        const [s] = await predictSplit([(x) => student.apply(x)], val, config, {
+        const frozen = student.frozen();
+        const [s] = await predictSplit([(x) => frozen.apply(x)], val, config, {
           preprocess: config.eval.preprocess,
           batchSize: config.eval.batch_size ?? 128,
           numClasses: C,
-        });
+        }).finally(() => frozen.dispose());
         return {
           top1: top1(s.logits, s.labels, C),
           agreement: agreement(valTeacher.logits, s.logits, C, 1),
@@ -201,17 +204,18 @@ export async function distillStudent(config: Config, mode: Mode, o: DistillOptio
     };
   } finally {
     runtime?.close();
+    frozenTeacher.dispose();
   }
 }
 
 /** The teacher's softened answers on centre crops of every training record, keyed by record id. */
 async function precomputeTeacher(
-  teacher: Model,
+  teacher: (x: tf.Tensor4D) => tf.Tensor2D,
   train: SplitData,
   config: Config,
   T: number,
 ): Promise<{ probs: Float32Array; byId: Map<number, number> }> {
-  const [p] = await predictSplit([(x) => teacher.apply(x)], train, config, {
+  const [p] = await predictSplit([teacher], train, config, {
     preprocess: config.eval.preprocess,
     batchSize: config.eval.batch_size ?? 128,
     numClasses: config.num_classes,

@@ -23,12 +23,17 @@ export interface TeacherRun {
 
 /** Top-1 of `model` on `data` with the evaluation preprocessing. */
 export async function validationTop1(model: Model, data: SplitData, config: Config): Promise<number> {
-  const [p] = await predictSplit([(x) => model.apply(x)], data, config, {
-    preprocess: config.eval.preprocess,
-    batchSize: config.eval.batch_size ?? 128,
-    numClasses: config.num_classes,
-  });
-  return top1(p.logits, p.labels, p.numClasses);
+  const frozen = model.frozen();
+  try {
+    const [p] = await predictSplit([(x) => frozen.apply(x)], data, config, {
+      preprocess: config.eval.preprocess,
+      batchSize: config.eval.batch_size ?? 128,
+      numClasses: config.num_classes,
+    });
+    return top1(p.logits, p.labels, p.numClasses);
+  } finally {
+    frozen.dispose();
+  }
 }
 
 /** Train the teacher described by `config.teacher`, resuming from `checkpointDir` when it can. */

@@ -107,43 +107,121 @@ static void run_jobs(job* jobs, int nt, void* (*fn)(void*)) {
 
 static int clamp_threads(int t) { return t < 1 ? 1 : t > MAX_THREADS ? MAX_THREADS : t; }
 
-/* ---- forward: blocks of 6 output positions ---- */
+/* acc[6][16] += Σ_taps Σ_c a_r,t[c] ⊗ b: a_r,t = 6 pointers per tap (x at that tap of each output position, or
+   zeros), b = packed panel rows, Ci per tap. Direct convolution: nothing is copied into an im2col buffer. */
+static void mk_taps(int ntaps, int ci, const float* const* ap, const float* b, float* acc) {
+  v8 c00 = ld8(acc + 0), c01 = ld8(acc + 8), c10 = ld8(acc + 16), c11 = ld8(acc + 24);
+  v8 c20 = ld8(acc + 32), c21 = ld8(acc + 40), c30 = ld8(acc + 48), c31 = ld8(acc + 56);
+  v8 c40 = ld8(acc + 64), c41 = ld8(acc + 72), c50 = ld8(acc + 80), c51 = ld8(acc + 88);
+  for (int t = 0; t < ntaps; t++, ap += MR) {
+    const float *p0 = ap[0], *p1 = ap[1], *p2 = ap[2], *p3 = ap[3], *p4 = ap[4], *p5 = ap[5];
+    for (int i = 0; i < ci; i++) {
+      v8 b0 = ld8(b), b1 = ld8(b + 8);
+      float a0 = p0[i], a1 = p1[i], a2 = p2[i], a3 = p3[i], a4 = p4[i], a5 = p5[i];
+      c00 += a0 * b0; c01 += a0 * b1;
+      c10 += a1 * b0; c11 += a1 * b1;
+      c20 += a2 * b0; c21 += a2 * b1;
+      c30 += a3 * b0; c31 += a3 * b1;
+      c40 += a4 * b0; c41 += a4 * b1;
+      c50 += a5 * b0; c51 += a5 * b1;
+      b += NR;
+    }
+  }
+  st8(acc + 0, c00); st8(acc + 8, c01); st8(acc + 16, c10); st8(acc + 24, c11);
+  st8(acc + 32, c20); st8(acc + 40, c21); st8(acc + 48, c30); st8(acc + 56, c31);
+  st8(acc + 64, c40); st8(acc + 72, c41); st8(acc + 80, c50); st8(acc + 88, c51);
+}
+
+/* the 8-wide variant for a last panel of at most 8 channels (narrow layers waste half of a 16-wide panel) */
+static void mk_taps8(int ntaps, int ci, const float* const* ap, const float* b, float* acc) {
+  v8 c0 = ld8(acc + 0), c1 = ld8(acc + 16), c2 = ld8(acc + 32), c3 = ld8(acc + 48), c4 = ld8(acc + 64),
+     c5 = ld8(acc + 80);
+  for (int t = 0; t < ntaps; t++, ap += MR) {
+    const float *p0 = ap[0], *p1 = ap[1], *p2 = ap[2], *p3 = ap[3], *p4 = ap[4], *p5 = ap[5];
+    for (int i = 0; i < ci; i++) {
+      v8 b0 = ld8(b);
+      c0 += p0[i] * b0; c1 += p1[i] * b0; c2 += p2[i] * b0;
+      c3 += p3[i] * b0; c4 += p4[i] * b0; c5 += p5[i] * b0;
+      b += NR;
+    }
+  }
+  st8(acc + 0, c0); st8(acc + 16, c1); st8(acc + 32, c2); st8(acc + 48, c3); st8(acc + 64, c4); st8(acc + 80, c5);
+}
+
+/* ---- forward: blocks of 6 output positions over a zero-padded copy of x, so every tap is in bounds and
+   (without dilation) the KW taps of a kernel row are one contiguous run of KW·Ci inputs ---- */
 static void* fwd_worker(void* arg) {
   job* j = arg;
-  const geom* g = j->g;
+  const geom* g = j->g; /* geometry of the padded input: no padding left */
   const int K = g->KH * g->KW * g->Ci, np = (g->Co + NR - 1) / NR;
-  const long P = (long)g->B * g->Ho * g->Wo, nblk = (P + MR - 1) / MR;
+  const int merged = g->dw == 1, ntaps = merged ? g->KH : g->KH * g->KW, run = merged ? g->KW * g->Ci : g->Ci;
+  const long P = (long)g->B * g->Ho * g->Wo, nblk = (P + MR - 1) / MR, hw = (long)g->Ho * g->Wo;
   const long b0 = nblk * j->t / j->nt, b1 = nblk * (j->t + 1) / j->nt;
-  float* rows = malloc(sizeof(float) * (size_t)K * MR);
+  const float** ap = malloc(sizeof(float*) * (size_t)ntaps * MR);
   float acc[MR * NR];
   for (long blk = b0; blk < b1; blk++) {
     const long p0 = blk * MR;
     const int mr = P - p0 < MR ? (int)(P - p0) : MR;
+    /* (b, oy, ox) of the block's first position, then stepped: no divisions per row */
+    int b = (int)(p0 / hw), rem = (int)(p0 % hw), oy = rem / g->Wo, ox = rem % g->Wo;
     for (int r = 0; r < MR; r++) {
-      if (r < mr) im2col_row(g, j->x, p0 + r, rows + (size_t)r * K);
-      else memset(rows + (size_t)r * K, 0, sizeof(float) * K);
+      if (r < mr) { /* rows past the end keep the last position's pointers and are not stored */
+        const float* base = j->x + (((size_t)b * g->H + (size_t)oy * g->sh) * g->W + (size_t)ox * g->sw) * g->Ci;
+        int t = 0;
+        for (int i = 0; i < g->KH; i++) {
+          const float* row = base + (size_t)i * g->dh * g->W * g->Ci;
+          if (merged) ap[t++ * MR + r] = row;
+          else for (int jj = 0; jj < g->KW; jj++) ap[t++ * MR + r] = row + (size_t)jj * g->dw * g->Ci;
+        }
+        if (++ox == g->Wo) { ox = 0; if (++oy == g->Ho) { oy = 0; b++; } }
+      } else {
+        for (int t = 0; t < ntaps; t++) ap[t * MR + r] = ap[t * MR + r - 1];
+      }
     }
     for (int pn = 0; pn < np; pn++) {
-      memset(acc, 0, sizeof acc);
-      mk(K, rows, K, 1, j->panels + (size_t)pn * K * NR, acc);
       const int nr = g->Co - pn * NR < NR ? g->Co - pn * NR : NR;
+      memset(acc, 0, sizeof acc);
+      if (nr <= 8) mk_taps8(ntaps, run, ap, j->panels + (size_t)pn * K * NR, acc);
+      else mk_taps(ntaps, run, ap, j->panels + (size_t)pn * K * NR, acc);
       for (int r = 0; r < mr; r++) {
         memcpy(j->out + (size_t)(p0 + r) * g->Co + (size_t)pn * NR, acc + r * NR, sizeof(float) * nr);
       }
     }
   }
-  free(rows);
+  free(ap);
   return 0;
 }
 
 void fm_conv2d(const float* x, const float* w, float* y, const int32_t* gi, int threads) {
   geom g = {gi[0], gi[1], gi[2], gi[3], gi[4], gi[5], gi[6], gi[7], gi[8], gi[9], gi[10], gi[11], gi[12], gi[13], gi[14]};
   const int K = g.KH * g.KW * g.Ci, nt = clamp_threads(threads);
+  /* the rows and columns the output reads, padding included */
+  const int Hp = (g.Ho - 1) * g.sh + (g.KH - 1) * g.dh + 1, Wp = (g.Wo - 1) * g.sw + (g.KW - 1) * g.dw + 1;
+  float* xp = 0;
+  geom gp = g;
+  if (g.pt > 0 || g.pl > 0 || Hp > g.H || Wp > g.W) {
+    const size_t ci = (size_t)g.Ci;
+    xp = calloc((size_t)g.B * Hp * Wp * ci, sizeof(float));
+    const int x0 = g.pl > 0 ? g.pl : 0, ix0 = x0 - g.pl;
+    int n = g.W - ix0;
+    if (n > Wp - x0) n = Wp - x0;
+    for (int b = 0; b < g.B && n > 0; b++)
+      for (int yy = 0; yy < Hp; yy++) {
+        const int iy = yy - g.pt;
+        if (iy < 0 || iy >= g.H) continue;
+        memcpy(xp + (((size_t)b * Hp + yy) * Wp + x0) * ci, x + (((size_t)b * g.H + iy) * g.W + ix0) * ci,
+               sizeof(float) * (size_t)n * ci);
+      }
+    gp.H = Hp;
+    gp.W = Wp;
+    gp.pt = gp.pl = 0;
+  }
   float* panels = pack_panels(w, K, g.Co);
   job jobs[MAX_THREADS];
-  for (int t = 0; t < nt; t++) jobs[t] = (job){&g, x, 0, panels, y, t, nt};
+  for (int t = 0; t < nt; t++) jobs[t] = (job){&gp, xp ? xp : x, 0, panels, y, t, nt};
   run_jobs(jobs, nt, fwd_worker);
   free(panels);
+  free(xp);
 }
 
 /* ---- filter gradient: each thread owns a range of 6-row blocks of dw; positions in chunks ---- */

@@ -3,7 +3,8 @@
  *
  * Why it exists: DESIGN.md routes the teacher's forward pass through ORT in a Worker on the claim that it
  * makes function matching markedly cheaper on a 2-core CPU; this measures the claim on the cpu profile's
- * models (teacher d10-12, student d10-6s, 32×32, batch 128): teacher forward img/s on TF.js vs ORT (1 thread,
+ * models (cifar10's `cpu` profile by default: teacher, student, image size, distill batch): teacher forward img/s
+ * on TF.js (frozen weights, as distill runs it) vs ORT (1 thread,
  * in-process and in the Worker), and the time of one distill step (student fwd + bwd + Adam on TF.js with the
  * KD loss) with the teacher on each runtime. It also exports the trained-for-a-few-steps student and checks
  * that ORT predicts what TF.js predicts on real CIFAR-10 test images (when the shared data set is present).
@@ -12,6 +13,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../lib/backend.ts";
+import { resolveConfig } from "../lib/config/mod.ts";
 import { bitSpec, buildModel, flops, type Model } from "../lib/model/bit.ts";
 import { Rng } from "../lib/rng.ts";
 import { Adam, valueAndGrads } from "../lib/train/optim.ts";
@@ -144,11 +146,13 @@ async function cifarBatch(path: string, n: number): Promise<{ x: Float32Array; l
  * Uses TF.js wasm with 1 thread when the process has not chosen a backend yet (otherwise the current one).
  */
 export async function benchOnnx(opts: BenchOnnxOptions = {}): Promise<{ markdown: string; rows: object[] }> {
-  const teacherName = opts.teacher ?? "d10-12";
-  const studentName = opts.student ?? "d10-6s";
-  const size = opts.imageSize ?? 32;
-  const B = opts.batch ?? 128;
-  const C = opts.numClasses ?? 10;
+  // deno-lint-ignore no-explicit-any
+  const cpu = (await resolveConfig({ dataset: "cifar10", profile: "cpu" })).config as any;
+  const teacherName = opts.teacher ?? cpu.teacher.arch;
+  const studentName = opts.student ?? cpu.student.arch;
+  const size = opts.imageSize ?? cpu.student.image_size;
+  const B = opts.batch ?? cpu.distill.batch_size;
+  const C = opts.numClasses ?? cpu.num_classes;
   const rounds = opts.rounds ?? 4;
   const perRound = opts.perRound ?? 3;
   const warmup = opts.warmup ?? 1;
@@ -157,8 +161,8 @@ export async function benchOnnx(opts: BenchOnnxOptions = {}): Promise<{ markdown
 
   let backend: string;
   try {
-    const info = await initBackend({ backend: "wasm", threads: 1, quiet: true });
-    backend = `${info.name} ${info.threads}T`;
+    const info = await initBackend({ backend: "wasm", threads: 1, native: cpu.native, quiet: true });
+    backend = info.label;
   } catch (e) {
     backend = `${tf.getBackend()} (already initialised)`;
     notes.push(`TF.js backend was already chosen by the caller: ${(e as Error).message}`);
@@ -167,6 +171,7 @@ export async function benchOnnx(opts: BenchOnnxOptions = {}): Promise<{ markdown
   const loadBefore = Deno.loadavg()[0];
 
   const teacher = randomized(teacherName, C, "bench/onnx/teacher");
+  const frozenTeacher = teacher.frozen();
   const onnxBytes = exportOnnx(teacher.spec, teacher.params, { imageSize: size });
   const rng = new Rng("bench/onnx/x");
   const batches = [0, 1, 2].map(() => new Float32Array(B * size * size * 3).map(() => rng.normal()));
@@ -183,7 +188,7 @@ export async function benchOnnx(opts: BenchOnnxOptions = {}): Promise<{ markdown
 
   // 1. Teacher forward.
   const tfTeacher = (x: Float32Array) => {
-    const y = tf.tidy(() => teacher.apply(tf.tensor4d(x, shape)));
+    const y = tf.tidy(() => frozenTeacher.apply(tf.tensor4d(x, shape)));
     const d = y.dataSync() as Float32Array;
     y.dispose();
     return d;

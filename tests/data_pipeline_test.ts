@@ -138,3 +138,32 @@ Deno.test("a corrupt record fails the batch with file and offset", async () => {
 });
 
 globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+
+Deno.test("decoded-image cache: three epochs give the same batches with and without it, and its budget holds", async () => {
+  // 30 records, batch 4: 22 batches ≈ three epochs, so epochs 2 and 3 are served from the cache
+  const cached = new InputPipeline(await opts({ cacheBytes: 1 << 20 }));
+  const plain = new InputPipeline(await opts({ cacheBytes: 0 }));
+  const [a, b] = [await take(cached, 22), await take(plain, 22)];
+  await Promise.all([cached.close(), plain.close()]);
+  for (let i = 0; i < 22; i++) {
+    assert.deepEqual(a[i].x, b[i].x, `batch ${i} differs with the cache`);
+    assert.deepEqual(a[i].labels, b[i].labels);
+  }
+  // the budget: 12×12×3 = 432 bytes an image, room for 10 of the 30
+  const { BatchMaker } = await import("../lib/data/_batch.ts");
+  const idx = await openSplit(dir, keys, { cache: false });
+  const maker = new BatchMaker(idx.files, keys, SPEC, 1, 10 * 432 + 100);
+  const job = {
+    id: 0,
+    file: Int32Array.from(idx.file),
+    offset: Float64Array.from(idx.offset),
+    length: Int32Array.from(idx.length),
+    seed: Uint32Array.from(idx.file, (_, i) => i),
+  };
+  const first = await maker.make(job);
+  assert.equal(maker.cachedBytes, 10 * 432);
+  const again = await maker.make(job);
+  assert.deepEqual(again.x, first.x);
+  assert.deepEqual(again.labels, first.labels);
+  maker.close();
+});

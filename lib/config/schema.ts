@@ -86,6 +86,8 @@ export const configSchema: Schema = {
         take: { type: "map", values: { type: "integer", nullable: true } },
         workers: int,
         prefetch: int,
+        // decoded pixels each input worker keeps for later epochs (MiB; 0 = decode every time; default 256)
+        cache_mb: int,
       },
     },
     teacher: {

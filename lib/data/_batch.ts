@@ -4,12 +4,17 @@
  *
  * Private to the input pipeline; it runs either inside a Worker (`_pipeline_worker.ts`) or on the main thread
  * (`workers: 0`), with identical results because every random draw comes from the per-example seed in the job.
+ *
+ * Decoded images are kept, up to `cacheBytes`, so a record is read and decoded once however many epochs see
+ * it: at 32 px decoding is two thirds of the work, and a long schedule reads each image hundreds of times.
+ * The augmentations never write into their input, so a cached image serves every later epoch unchanged; the
+ * budget bounds the memory whatever the dataset's size (past it, images are decoded each time as before).
  * @module
  */
 
 import { Rng } from "../rng.ts";
 import { decodeExample, type ExampleKeys } from "./example.ts";
-import { decodeImage } from "./decode.ts";
+import { decodeImage, type RgbImage } from "./decode.ts";
 import { parsePreprocess, type PreprocessPlan, runImageOps, writeFloat } from "./preprocess.ts";
 import { readRecordFromSync } from "./tfrecord.ts";
 
@@ -36,8 +41,25 @@ export class BatchMaker {
   readonly plan: PreprocessPlan;
   #open = new Map<number, Deno.FsFile>();
 
-  constructor(readonly files: string[], readonly keys: ExampleKeys, spec: string, readonly concurrency = 4) {
+  #cache = new Map<number, { label: number; img: RgbImage }>();
+  #cacheLeft: number;
+
+  constructor(
+    readonly files: string[],
+    readonly keys: ExampleKeys,
+    spec: string,
+    readonly concurrency = 4,
+    cacheBytes = 0,
+  ) {
     this.plan = parsePreprocess(spec);
+    this.#cacheLeft = cacheBytes;
+  }
+
+  /** Bytes of decoded pixels held (tests and the benchmark read it). */
+  get cachedBytes(): number {
+    let n = 0;
+    for (const v of this.#cache.values()) n += v.img.data.byteLength;
+    return n;
   }
 
   #file(i: number): Deno.FsFile {
@@ -67,11 +89,20 @@ export class BatchMaker {
     const one = async (k: number) => {
       const path = this.files[job.file[k]];
       const where = `${path} @ ${job.offset[k]}`;
-      const rec = readRecordFromSync(this.#file(job.file[k]), path, job.offset[k], job.length[k]);
-      const ex = decodeExample(rec, this.keys, where);
-      labels[k] = ex.label;
-      const img = await decodeImage(ex.image, where);
-      const out = runImageOps(this.plan, img, new Rng(job.seed[k]), where);
+      // offsets stay far below 2^40, so (file, offset) packs into one exact double
+      const key = job.file[k] * 2 ** 40 + job.offset[k];
+      let hit = this.#cache.get(key);
+      if (!hit) {
+        const rec = readRecordFromSync(this.#file(job.file[k]), path, job.offset[k], job.length[k]);
+        const ex = decodeExample(rec, this.keys, where);
+        hit = { label: ex.label, img: await decodeImage(ex.image, where) };
+        if (hit.img.data.byteLength <= this.#cacheLeft) {
+          this.#cache.set(key, hit);
+          this.#cacheLeft -= hit.img.data.byteLength;
+        }
+      }
+      labels[k] = hit.label;
+      const out = runImageOps(this.plan, hit.img, new Rng(job.seed[k]), where);
       writeFloat(this.plan, out, x, k * per);
     };
     const lane = async () => {

@@ -1,7 +1,7 @@
 /**
  * Worker side of the input pipeline: decodes and augments batches off the training thread.
  *
- * Messages in: `{ type: "init", files, keys, spec, concurrency }` once, then `{ type: "job", job }`.
+ * Messages in: `{ type: "init", files, keys, spec, concurrency, cacheBytes }` once, then `{ type: "job", job }`.
  * Messages out: `{ type: "batch", id, x, labels }` (buffers transferred) or `{ type: "error", id, message }`.
  * Jobs are processed one at a time in arrival order.
  * @module
@@ -21,7 +21,7 @@ scope.onmessage = (e: MessageEvent) => {
   const msg = e.data;
   if (msg.type === "init") {
     try {
-      maker = new BatchMaker(msg.files, msg.keys, msg.spec, msg.concurrency);
+      maker = new BatchMaker(msg.files, msg.keys, msg.spec, msg.concurrency, msg.cacheBytes);
     } catch (err) {
       scope.postMessage({ type: "error", id: -1, message: (err as Error).message });
     }

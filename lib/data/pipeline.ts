@@ -198,6 +198,8 @@ export interface InputPipelineOptions {
   start?: InputState;
   /** Images decoded concurrently inside each worker (default 4; sharp decodes on libuv threads). */
   concurrency?: number;
+  /** Decoded pixels each worker keeps for later epochs, in bytes (default 256 MiB; 0 = decode every time). */
+  cacheBytes?: number;
 }
 
 interface Pending {
@@ -259,8 +261,9 @@ export class InputPipeline {
     const workers = opts.workers ?? 1;
     this.#prefetch = Math.max(1, opts.prefetch ?? Math.max(2, 2 * workers));
     const conc = opts.concurrency ?? 4;
+    const cacheBytes = opts.cacheBytes ?? 256 * 2 ** 20;
     if (workers <= 0) {
-      this.#local = new BatchMaker(opts.index.files, opts.keys, opts.preprocess, conc);
+      this.#local = new BatchMaker(opts.index.files, opts.keys, opts.preprocess, conc, cacheBytes);
     } else {
       for (let i = 0; i < workers; i++) {
         const w = new Worker(new URL("./_pipeline_worker.ts", import.meta.url).href, { type: "module" });
@@ -275,6 +278,7 @@ export class InputPipeline {
           keys: opts.keys,
           spec: opts.preprocess,
           concurrency: conc,
+          cacheBytes,
         });
         this.#workers.push(w);
       }

@@ -75,6 +75,7 @@ export function pipelineFor(data: SplitData, config: Config, o: PipelineOptions)
     dropRemainder: o.train,
     prefetch: config.data.prefetch ?? 4,
     workers: config.data.workers ?? 1,
+    cacheBytes: (config.data.cache_mb ?? 256) * 2 ** 20,
     take: data.take,
     start: o.start,
   });

@@ -7,13 +7,17 @@
  * includes them.
  *
  * Datasets: `data/<ds>/tfrecords/train` when fetched, else `$FUNMATCH_BENCH_DATA/<ds>/train`, else
- * `/work/shared/datasets/<ds>/train`; a case whose data is absent is reported as skipped.
+ * `../shared/datasets/<ds>/train` beside the checkout; a case whose data is absent is reported as skipped.
  *
  * Run alone: `deno run -A bench/input_pipeline.ts`.
  * @module
  */
 
 import { InputPipeline, openSplit } from "../lib/data/pipeline.ts";
+
+/** The shared real datasets beside the checkout; FUNMATCH_SHARED_DATASETS overrides. */
+const SHARED = Deno.env.get("FUNMATCH_SHARED_DATASETS") ??
+  new URL("../../shared/datasets", import.meta.url).pathname.replace(/\/$/, "");
 
 interface Case {
   name: string;
@@ -66,7 +70,7 @@ function findSplit(ds: string): string | null {
   const tries = [`data/${ds === "pets37-sample" ? "pets37" : ds}/tfrecords/train`];
   const env = Deno.env.get("FUNMATCH_BENCH_DATA");
   if (env) tries.push(`${env}/${ds}/train`);
-  tries.push(`/work/shared/datasets/${ds}/train`);
+  tries.push(`${SHARED}/${ds}/train`);
   for (const t of tries) {
     try {
       if (Deno.statSync(t).isDirectory) return t;

@@ -26,6 +26,10 @@ import { readTFRecords } from "../lib/data/tfrecord.ts";
 import { decodeExample } from "../lib/data/example.ts";
 import { decodeImage } from "../lib/data/decode.ts";
 
+/** The shared real datasets beside the checkout; FUNMATCH_SHARED_DATASETS overrides. */
+const SHARED = Deno.env.get("FUNMATCH_SHARED_DATASETS") ??
+  new URL("../../shared/datasets", import.meta.url).pathname.replace(/\/$/, "");
+
 /** Options of {@link benchOnnx}; the defaults are the cpu profile's models and batch. */
 export interface BenchOnnxOptions {
   teacher?: string;
@@ -271,7 +275,7 @@ export async function benchOnnx(opts: BenchOnnxOptions = {}): Promise<{ markdown
   let exportCheck = "";
   if (ort) {
     const test = await cifarBatch(
-      opts.testShard ?? "/work/shared/datasets/cifar10/test/test_cifar10-0-5000.tfrec",
+      opts.testShard ?? `${SHARED}/cifar10/test/test_cifar10-0-5000.tfrec`,
       256,
     );
     const n = test ? 256 : B;

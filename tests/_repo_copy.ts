@@ -1,4 +1,4 @@
-/** Test helper: a copy of the repository's code (not its data) with node_modules linked, for edits and a private data/. */
+/** Test helpers: a copy of the repository's code (not its data) with node_modules linked, for edits and a private data/; where the shared datasets are. */
 import assert from "assert";
 
 export const repo = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
@@ -13,3 +13,6 @@ export async function copyRepo(prefix = "funmatch-e2e-"): Promise<string> {
   await Deno.symlink(`${repo}/node_modules`, `${dir}/node_modules`);
   return dir;
 }
+
+/** The shared real datasets beside the checkout (`../shared/datasets`, as CI has them); override with FUNMATCH_SHARED_DATASETS. */
+export const sharedDatasets = Deno.env.get("FUNMATCH_SHARED_DATASETS") ?? `${repo}/../shared/datasets`;

@@ -1,3 +1,4 @@
+import { sharedDatasets } from "./_repo_copy.ts";
 import assert from "assert";
 import sharp from "sharp";
 import { decodeJpeg, jpegSize } from "../lib/data/jpeg.ts";
@@ -16,10 +17,10 @@ async function firstImages(path: string, n: number): Promise<Uint8Array[]> {
 
 Deno.test("the TypeScript JPEG decoder matches sharp bit for bit on real CIFAR-10 and pets shards", async () => {
   const cifar = await firstImages(
-    "/work/shared/datasets/cifar10/validation/validation_cifar10-0-5000.tfrec",
+    `${sharedDatasets}/cifar10/validation/validation_cifar10-0-5000.tfrec`,
     200,
   );
-  const pets = await firstImages("/work/shared/datasets/pets37-sample/test/test_pets37-0-111.tfrec", 3);
+  const pets = await firstImages(`${sharedDatasets}/pets37-sample/test/test_pets37-0-111.tfrec`, 3);
   for (const [i, img] of [...cifar, ...pets].entries()) {
     const mine = decodeJpeg(img);
     assert.ok(mine, `image ${i} fell back`);

@@ -1,3 +1,4 @@
+import { sharedDatasets } from "./_repo_copy.ts";
 import assert from "assert";
 import { decodeExample, decodeExampleAll, encodeExample } from "../lib/data/example.ts";
 import { readTFRecords } from "../lib/data/tfrecord.ts";
@@ -39,7 +40,7 @@ Deno.test("missing key and wrong type are clear errors naming the record", () =>
 });
 
 Deno.test("every record of pets37-sample has an image and a label; 10 per class over all splits", async () => {
-  const root = "/work/shared/datasets/pets37-sample";
+  const root = `${sharedDatasets}/pets37-sample`;
   const counts = new Map<number, number>();
   const perSplit: Record<string, number> = {};
   for (const split of ["train", "validation", "test"]) {

@@ -2,6 +2,7 @@
 // as the TF.js forward pass of lib/model/bit.ts, for several architectures, input sizes (odd, non-square) and
 // both padding modes (explicit per-layer pads, auto_pad), with random weights where GN scale/bias and the head
 // matter. Run: deno test -A tests/export_onnx_test.ts
+import { sharedDatasets } from "./_repo_copy.ts";
 import assert from "assert";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../lib/backend.ts";
@@ -201,7 +202,7 @@ Deno.test("exportOnnx names a missing, misshapen or foreign parameter", () => {
 });
 
 Deno.test("a d10-6s student exported to ONNX gives the same predictions on 96 real CIFAR-10 test images", async () => {
-  const file = "/work/shared/datasets/cifar10/test/test_cifar10-0-5000.tfrec";
+  const file = `${sharedDatasets}/cifar10/test/test_cifar10-0-5000.tfrec`;
   const n = 96;
   const x = new Float32Array(n * 32 * 32 * 3);
   const labels = new Int32Array(n);

@@ -210,6 +210,10 @@ Deno.test("cli: usage, manifest errors with lines, status output", async () => {
     const lock = JSON.parse(await f.read("data/ds/pipeline.lock")) as LockFile;
     assert.equal(lock.stages.fetch.profile, "smoke");
     assert.equal(lock.last_run!.profile, "smoke");
+    // --backend is --set backend=…, passed on to every stage
+    const rb = await runCli(f.root, ["run", "fetch", "--profile", "smoke", "--backend", "cpu", "--force"]);
+    assert.equal(rb.code, 0, rb.stderr);
+    assert.match(await f.read("data/ds/fetched/args.txt"), /^ds --profile smoke --set backend=cpu/);
   } finally {
     await f.cleanup();
   }

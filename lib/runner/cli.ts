@@ -22,6 +22,7 @@ options:
   --profile P      config profile (default: paper with a GPU, else cpu)
   --source S       where fetch reads the TFRecords from (URL or folder)
   --set k=v        override a config key (repeatable)
+  --backend B      force a TF.js backend: tensorflow, wasm or cpu (same as --set backend=B)
   --only           just the named stages, not their upstream (their inputs must exist)
   --force          run the named stages (or all selected) even when fresh
   --dry-run        say what would run and why; run nothing
@@ -83,6 +84,7 @@ export async function main(args: string[]): Promise<number> {
         profile: { type: "string" },
         source: { type: "string" },
         set: { type: "string", multiple: true },
+        backend: { type: "string" },
         only: { type: "boolean" },
         force: { type: "boolean" },
         "dry-run": { type: "boolean" },
@@ -99,6 +101,7 @@ export async function main(args: string[]): Promise<number> {
     return 2;
   }
   const { values: v, positionals } = parsed;
+  if (v.backend !== undefined) v.set = [...(v.set ?? []), `backend=${v.backend}`];
   const [command, dataset, ...targets] = positionals;
   if (v.help) {
     console.log(USAGE);

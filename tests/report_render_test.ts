@@ -127,7 +127,8 @@ Deno.test("headline table numbers match the metrics input", async () => {
       near("Agree@5", m.agreement_top5, 5e-5);
       near("KL", m.kl, 5e-5);
       near("Compression", t.params / m.params, 0.005);
-      near("Speed-up", t.latency_ms_b1 / m.latency_ms_b1, 0.005);
+      near("Speed-up b1", t.latency_ms_b1 / m.latency_ms_b1, 0.005);
+      near("Throughput ×", m.throughput_b64 / t.throughput_b64, 0.005);
     }
   };
   check(rows.get(keys[0])!, t, true);
@@ -139,6 +140,12 @@ Deno.test("headline table numbers match the metrics input", async () => {
   assert.match(verdict, /\*\*81\.23 %\*\* for the teacher \(−11\.02 pts\)/);
   assert.match(verdict, /\*\*4\.39×\*\* smaller/);
   assert.match(verdict, /\*\*3\.20×\*\* faster at batch 1/);
+  const fm = input.metrics.students.function_matching;
+  const gain = (fm.throughput_b64 / t.throughput_b64).toFixed(2);
+  assert.match(
+    verdict,
+    new RegExp(`runs \\*\\*${gain.replace(".", "\\.")}×\\*\\* the teacher's throughput at batch 64`),
+  );
 });
 
 Deno.test("headline numbers from summarize() survive a JSON round trip (NaN per-class → null)", async () => {

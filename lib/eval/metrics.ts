@@ -45,6 +45,8 @@ export interface M {
   compression?: number;
   /** Teacher batch-1 latency / this batch-1 latency (students only). */
   speedup?: number;
+  /** This batch-64 throughput / the teacher's (students only). */
+  throughput_speedup?: number;
   /** Number of examples evaluated. */
   n?: number;
 }

@@ -218,6 +218,11 @@ function speedupOf(m: M, teacher: M): number | undefined {
     (m.latency_ms_b1 > 0 ? num(teacher.latency_ms_b1 / m.latency_ms_b1) : undefined);
 }
 
+function throughputGainOf(m: M, teacher: M): number | undefined {
+  return num(m.throughput_speedup) ??
+    (teacher.throughput_b64 > 0 ? num(m.throughput_b64 / teacher.throughput_b64) : undefined);
+}
+
 function table(header: string[], rows: string[][], align?: string[]): string {
   const sep = header.map((_, i) => align?.[i] ?? "---");
   return [header, sep, ...rows].map((r) => `| ${r.join(" | ")} |`).join("\n");
@@ -281,7 +286,18 @@ function verdict(input: ReportInput, facts: RunFacts, split: string): string {
         })`,
     );
   }
-  if (size.length) parts.push(`It is ${size.join(" and ")}.`);
+  const tg = throughputGainOf(s, teacher);
+  if (size.length) {
+    parts.push(
+      `It is ${size.join(" and ")}${
+        tg !== undefined
+          ? `, and runs **${f.times(tg)}** the teacher's throughput at batch 64 (${
+            f.ips(s.throughput_b64)
+          } against ${f.ips(teacher.throughput_b64)})`
+          : ""
+      }.`,
+    );
+  }
   if (n !== undefined && n > 0) {
     const se = Math.sqrt((s.top1 * (1 - s.top1)) / n);
     if (se > 0.01) {
@@ -312,7 +328,8 @@ function headline(input: ReportInput, facts: RunFacts, modes: string[], split: s
     "Latency b1",
     "Throughput b64",
     "Compression",
-    "Speed-up",
+    "Speed-up b1",
+    "Throughput ×",
   ];
   const arch = (a?: string) => (a ? ` (${code(a)})` : "");
   const rows = [[
@@ -326,6 +343,7 @@ function headline(input: ReportInput, facts: RunFacts, modes: string[], split: s
     f.bytes(teacher.bytes),
     f.ms(teacher.latency_ms_b1),
     f.ips(teacher.throughput_b64),
+    f.times(1),
     f.times(1),
     f.times(1),
   ]];
@@ -344,6 +362,7 @@ function headline(input: ReportInput, facts: RunFacts, modes: string[], split: s
       f.ips(m.throughput_b64),
       f.times(compressionOf(m, teacher)),
       f.times(speedupOf(m, teacher)),
+      f.times(throughputGainOf(m, teacher)),
     ]);
   }
   const align = ["---", ...header.slice(1).map(() => "--:")];
@@ -364,8 +383,8 @@ function headline(input: ReportInput, facts: RunFacts, modes: string[], split: s
     `Top-k: the label is among the model's k highest logits. Agree@k: the teacher's top-1 class is among ` +
     `the student's top-k. KL: mean KL(teacher ‖ student) of the softmaxes at T = 1, in nats. Size on disk: ` +
     `the weights file. Latency b1: median forward time of one image; throughput b64: images per second at ` +
-    `batch 64${backend}. Compression: teacher parameters / student parameters. Speed-up: teacher batch-1 ` +
-    `latency / student batch-1 latency.`,
+    `batch 64${backend}. Compression: teacher parameters / student parameters. Speed-up b1: teacher batch-1 ` +
+    `latency / student batch-1 latency. Throughput ×: student throughput / teacher throughput at batch 64.`,
   ].join("\n");
 }
 

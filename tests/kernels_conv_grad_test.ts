@@ -4,29 +4,10 @@
 import assert from "assert";
 import * as tf from "@tensorflow/tfjs";
 import { registerTrainingKernels, restoreStockKernels } from "../lib/kernels/mod.ts";
-import { arg, gradsOn, relDiff } from "../lib/kernels/_testing.ts";
+import { arg, type ConvCase, convCaseGrid, gradsOn, relDiff } from "../lib/kernels/_testing.ts";
 
-type Pad = "same" | "valid" | [[number, number], [number, number], [number, number], [number, number]];
-interface Case {
-  x: number[];
-  k: number[];
-  stride: number | [number, number];
-  pad: Pad;
-}
-
-const pads: Pad[] = ["same", "valid", [[0, 0], [1, 2], [2, 0], [0, 0]]];
-const cases: Case[] = [];
-let i = 0;
-for (const kk of [1, 2, 3, 7]) {
-  for (const stride of [1, 2] as const) {
-    for (const pad of pads) {
-      const b = 1 + (i % 3), h = kk + 2 + (i % 4), w = kk + 1 + ((i * 7) % 5);
-      const ci = 1 + (i % 4), co = 1 + ((i * 5) % 6);
-      cases.push({ x: [b, h, w, ci], k: [kk, kk, ci, co], stride, pad });
-      i++;
-    }
-  }
-}
+type Case = ConvCase;
+const cases: Case[] = convCaseGrid(4, 6);
 // non-square kernels / mixed strides / wider channels
 cases.push({ x: [2, 9, 8, 5], k: [3, 1, 5, 3], stride: [2, 1], pad: "same" });
 cases.push({ x: [2, 8, 11, 4], k: [1, 3, 4, 6], stride: [1, 2], pad: "valid" });

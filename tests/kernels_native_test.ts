@@ -6,34 +6,14 @@ import assert from "assert";
 import * as tf from "@tensorflow/tfjs";
 import { registerNativeKernels, registerTrainingKernels, restoreStockKernels } from "../lib/kernels/mod.ts";
 import { loadNative } from "../lib/kernels/native/build.ts";
-import { arg, gradsOn, relDiff } from "../lib/kernels/_testing.ts";
+import { arg, type ConvCase, convCaseGrid, gradsOn, relDiff } from "../lib/kernels/_testing.ts";
 import { groupNormRelu } from "../lib/model/norm.ts";
 
 const native = await loadNative();
 if (!native.ok) console.error(`native kernels unavailable here (${native.reason}); their tests are ignored`);
 
-type Pad = "same" | "valid" | [[number, number], [number, number], [number, number], [number, number]];
-interface Case {
-  x: number[];
-  k: number[];
-  stride: number | [number, number];
-  pad: Pad;
-  dilation?: number;
-}
-
-const pads: Pad[] = ["same", "valid", [[0, 0], [1, 2], [2, 0], [0, 0]]];
-const cases: Case[] = [];
-let i = 0;
-for (const kk of [1, 2, 3, 7]) {
-  for (const stride of [1, 2] as const) {
-    for (const pad of pads) {
-      const b = 1 + (i % 3), h = kk + 2 + (i % 4), w = kk + 1 + ((i * 7) % 5);
-      const ci = 1 + (i % 7), co = 1 + ((i * 5) % 19);
-      cases.push({ x: [b, h, w, ci], k: [kk, kk, ci, co], stride, pad });
-      i++;
-    }
-  }
-}
+type Case = ConvCase;
+const cases: Case[] = convCaseGrid(7, 19); // channel counts off the 6×16 register block
 cases.push({ x: [2, 9, 8, 5], k: [3, 1, 5, 3], stride: [2, 1], pad: "same" });
 cases.push({ x: [2, 8, 11, 4], k: [1, 3, 4, 6], stride: [1, 2], pad: "valid" });
 cases.push({ x: [3, 16, 16, 16], k: [3, 3, 16, 32], stride: 2, pad: "same" });

@@ -63,3 +63,33 @@ export function relDiff(a: Float32Array, b: Float32Array): number {
   }
   return m / s;
 }
+
+/** A conv2d test case: input and kernel shapes, stride, padding. */
+export interface ConvCase {
+  x: number[];
+  k: number[];
+  stride: number | [number, number];
+  pad: "same" | "valid" | [[number, number], [number, number], [number, number], [number, number]];
+  dilation?: number;
+}
+
+/**
+ * The grid the conv kernel tests share: kernel sizes 1/2/3/7 × strides 1/2 × same/valid/explicit padding, with
+ * batch, height, width and channel counts varying per case (input channels 1..maxCi, outputs 1..maxCo).
+ */
+export function convCaseGrid(maxCi: number, maxCo: number): ConvCase[] {
+  const pads: ConvCase["pad"][] = ["same", "valid", [[0, 0], [1, 2], [2, 0], [0, 0]]];
+  const cases: ConvCase[] = [];
+  let i = 0;
+  for (const kk of [1, 2, 3, 7]) {
+    for (const stride of [1, 2] as const) {
+      for (const pad of pads) {
+        const b = 1 + (i % 3), h = kk + 2 + (i % 4), w = kk + 1 + ((i * 7) % 5);
+        const ci = 1 + (i % maxCi), co = 1 + ((i * 5) % maxCo);
+        cases.push({ x: [b, h, w, ci], k: [kk, kk, ci, co], stride, pad });
+        i++;
+      }
+    }
+  }
+  return cases;
+}

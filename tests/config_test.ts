@@ -127,3 +127,29 @@ Deno.test("config: backend, threads and native default to auto, 1 and auto when 
   const set = resolveText(base + "native: off\n", "toy.yaml", { dataset: "toy", profile: "cpu" });
   assert.equal(set.config.native, "off");
 });
+
+Deno.test("config: warmup_steps and warmup_fraction are alternatives: the layer that sets one clears the other", () => {
+  const withSteps = base.replace(
+    "  temperature: 2\n",
+    "  temperature: 2\n  schedule: { kind: warmup_cosine, warmup_steps: 1500 }\n",
+  ).replace("distill: { steps: 3 }", "distill: { steps: 3, schedule: { warmup_fraction: 0.1 } }");
+  const smoke =
+    resolveText(withSteps, "toy.yaml", { dataset: "toy", profile: "smoke" }).config.distill.schedule;
+  assert.deepEqual(smoke, { kind: "warmup_cosine", warmup_fraction: 0.1 });
+  const cpu = resolveText(withSteps, "toy.yaml", { dataset: "toy", profile: "cpu" }).config.distill.schedule;
+  assert.deepEqual(cpu, { kind: "warmup_cosine", warmup_steps: 1500 });
+  const set = resolveText(withSteps, "toy.yaml", {
+    dataset: "toy",
+    profile: "smoke",
+    set: ["distill.schedule.warmup_steps=10"],
+  }).config.distill.schedule;
+  assert.deepEqual(set, { kind: "warmup_cosine", warmup_steps: 10 });
+  const both = base.replace(
+    "  temperature: 2\n",
+    "  temperature: 2\n  schedule: { warmup_steps: 5, warmup_fraction: 0.1 }\n",
+  );
+  assert.throws(
+    () => resolveText(both, "toy.yaml", { dataset: "toy", profile: "cpu" }),
+    /toy\.yaml: distill\.schedule sets both warmup_steps \(5\) and warmup_fraction \(0\.1\) in one place/,
+  );
+});

@@ -147,6 +147,15 @@ export function resolveText(text: string, file: string, opts: ResolveOptions): R
   validate(config, configSchema, [], (path, msg) => {
     throw new ConfigError(`${file}: after overrides, ${path.join(".")}: ${msg}`);
   });
+  for (const key of ["teacher.train.schedule", "distill.schedule"]) {
+    const sch = getKey(config, key) as Config | undefined;
+    if (sch && sch.warmup_steps != null && sch.warmup_fraction != null) {
+      throw new ConfigError(
+        `${file}: ${key} sets both warmup_steps (${sch.warmup_steps}) and warmup_fraction ` +
+          `(${sch.warmup_fraction}) in one place (profile ${profile}); set one of them`,
+      );
+    }
+  }
   for (const key of requiredKeys) {
     if (getKey(config, key) === undefined) {
       throw new ConfigError(`${file}: missing required key ${key} (profile ${profile})`);
@@ -229,10 +238,20 @@ function isPlainObject(v: unknown): v is Config {
 export function deepMerge(base: Config, over: Config): Config {
   const out: Config = structuredClone(base);
   for (const [k, v] of Object.entries(over ?? {})) {
+    for (const alt of ALTERNATIVES[k] ?? []) if (!(alt in over)) delete out[alt];
     out[k] = isPlainObject(v) && isPlainObject(out[k]) ? deepMerge(out[k], v) : structuredClone(v);
   }
   return out;
 }
+
+/**
+ * Keys that say the same thing two ways: a layer (profile, `--set`) that sets one clears the others below it,
+ * so a profile's `warmup_fraction: 0.1` is not silently beaten by the base's `warmup_steps: 1500`.
+ */
+const ALTERNATIVES: Record<string, string[]> = {
+  warmup_steps: ["warmup_fraction"],
+  warmup_fraction: ["warmup_steps"],
+};
 
 /** Read a dotted key (`distill.lr`); `undefined` when absent. */
 export function getKey(config: Config, key: string): unknown {

@@ -144,6 +144,12 @@ Deno.test("config: warmup_steps and warmup_fraction are alternatives: the layer 
     set: ["distill.schedule.warmup_steps=10"],
   }).config.distill.schedule;
   assert.deepEqual(set, { kind: "warmup_cosine", warmup_steps: 10 });
+  // a schedule of another kind replaces the block (no piecewise boundaries left in a cosine schedule)
+  const kinds = deepMerge(
+    { s: { kind: "piecewise", boundaries: [1, 2], values: [1, 0.1, 0.01] } },
+    { s: { kind: "warmup_cosine", warmup_fraction: 0.1 } },
+  );
+  assert.deepEqual(kinds, { s: { kind: "warmup_cosine", warmup_fraction: 0.1 } });
   const both = base.replace(
     "  temperature: 2\n",
     "  temperature: 2\n  schedule: { warmup_steps: 5, warmup_fraction: 0.1 }\n",

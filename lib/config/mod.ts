@@ -239,7 +239,11 @@ export function deepMerge(base: Config, over: Config): Config {
   const out: Config = structuredClone(base);
   for (const [k, v] of Object.entries(over ?? {})) {
     for (const alt of ALTERNATIVES[k] ?? []) if (!(alt in over)) delete out[alt];
-    out[k] = isPlainObject(v) && isPlainObject(out[k]) ? deepMerge(out[k], v) : structuredClone(v);
+    // another `kind` (of schedule) is a new block, not an edit of the old one: its keys do not carry over
+    const newKind = isPlainObject(v) && isPlainObject(out[k]) && "kind" in v && v.kind !== out[k].kind;
+    out[k] = isPlainObject(v) && isPlainObject(out[k]) && !newKind
+      ? deepMerge(out[k], v)
+      : structuredClone(v);
   }
   return out;
 }

@@ -278,6 +278,25 @@ Deno.test({
       assert.deepEqual(await leftovers(), []);
       const lock = JSON.parse(await Deno.readTextFile(`${cwd}/data/e2e/pipeline.lock`).catch(() => "{}"));
       assert.equal(lock.stages?.fetch, undefined, "a failed fetch must not be recorded as done");
+
+      // a mistyped --source after a good fetch fails the same way but keeps the good TFRecords
+      bytes[40] ^= 0xff;
+      await Deno.writeFile(bad, bytes);
+      assert.equal((await pipeline(cwd, "run", "e2e", "fetch", "--profile", "smoke")).code, 0);
+      const manifest = await Deno.readTextFile(`${cwd}/data/e2e/tfrecords/manifest.json`);
+      const typo = await pipeline(
+        cwd,
+        "run",
+        "e2e",
+        "fetch",
+        "--profile",
+        "smoke",
+        "--source",
+        `${served}/nope`,
+      );
+      assert.notEqual(typo.code, 0);
+      assert.equal(await Deno.readTextFile(`${cwd}/data/e2e/tfrecords/manifest.json`), manifest);
+      assert.deepEqual(await leftovers(), ["tfrecords"]);
     } finally {
       await Deno.remove(cwd, { recursive: true }).catch(() => {});
       await Deno.remove(served, { recursive: true }).catch(() => {});

@@ -222,6 +222,7 @@ Deno.test("runner: failures leave the lock alone and stop downstream", async () 
   try {
     await run(f);
     const before = await lockOf(f);
+    const studentOut = await f.read("data/ds/student/s.txt");
     await f.write("lib/common.ts", `export const salt = "s3";\n`);
     const r = await withEnv("FIXTURE_FAIL", "student", () => run(f));
     assert.equal(r.r.exitCode, 1);
@@ -237,7 +238,14 @@ Deno.test("runner: failures leave the lock alone and stop downstream", async () 
     assert.notDeepEqual(after.stages.teacher, before.stages.teacher); // teacher succeeded and was recorded
     assert.equal(after.last_run!.failed, "student");
     assert.deepEqual(after.last_run!.stages, { fetch: "fresh", teacher: "ran" });
+    // the failed stage's previous out is back, byte for byte, and nothing moved aside is left over
+    assert.equal(await f.read("data/ds/student/s.txt"), studentOut);
+    assert.deepEqual(
+      [...Deno.readDirSync(`${f.root}/data/ds`)].map((e) => e.name).filter((n) => n.includes(".tmp-")),
+      [],
+    );
     assert.deepEqual((await run(f)).runs, ["student", "report"]);
+    assert.ok(![...Deno.readDirSync(`${f.root}/data/ds`)].some((e) => e.name.includes(".tmp-")));
 
     // A stage that exits 0 without writing a declared out fails clearly.
     const r2 = await withEnv("FIXTURE_NO_OUT", "report", () => run(f, { targets: ["report"], force: true }));
@@ -246,7 +254,8 @@ Deno.test("runner: failures leave the lock alone and stop downstream", async () 
       r2.r.failed!.message,
       /exited 0 but did not write its out reports\/ds\.md \(pipeline\/manifest\.yaml:23\)/,
     );
-    assert.equal((await status(f)).by.report.reasons[0], "out reports/ds.md is missing");
+    // its previous out was put back, so the lock's entry still describes what is on disk
+    assert.deepEqual((await status(f)).by.report.reasons, []);
   } finally {
     await f.cleanup();
   }

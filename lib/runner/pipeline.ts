@@ -8,8 +8,9 @@
  * Order of a run: parse + bind the manifest (every manifest error, with its line, before anything runs) →
  * check params keys exist → take the dataset's runner lock → one `deno info` for all selected scripts →
  * for each selected stage in order: hash code/params/deps (pre-run), compare with the lock, and if stale
- * delete its outs, run it, check its outs exist, hash them and write the lock entry. A stage's staleness is
- * decided only after its upstream ran, so an upstream rerun with byte-identical outs stops the cascade.
+ * move its old outs aside, run it, check its outs exist (else put the old ones back), hash them and write the
+ * lock entry. A stage's staleness is decided only after its upstream ran, so an upstream rerun with
+ * byte-identical outs stops the cascade.
  */
 
 import { stageCode } from "./codegraph.ts";
@@ -374,9 +375,27 @@ export async function runPipeline(o: PipelineOptions): Promise<RunReport> {
       // The stage sees itself as "ran" in last_run (the report stage reads it while it runs).
       lastRun.stages[s.name] = "ran";
       await writeLock(pr.lockPath, pr.lock);
+      // The old outs move aside (a name hashing ignores) rather than being deleted: a stage that fails, say on
+      // a mistyped --source, gets them back instead of losing a good download.
+      const aside = new Map<string, string>();
       for (const out of s.outs) {
-        await Deno.remove(`${o.root}/${out.path}`, { recursive: true }).catch(() => {});
+        const path = `${o.root}/${out.path}`;
+        await removeAside(path);
+        const to = `${path}${ASIDE}${lastRun.id}`;
+        try {
+          await Deno.rename(path, to);
+          aside.set(path, to);
+        } catch { /* no previous out */ }
       }
+      const restoreAside = async () => {
+        for (const [path, to] of aside) {
+          if (await exists(path)) await Deno.remove(to, { recursive: true }).catch(() => {});
+          else await Deno.rename(to, path).catch(() => {});
+        }
+      };
+      const dropAside = async () => {
+        for (const to of aside.values()) await Deno.remove(to, { recursive: true }).catch(() => {});
+      };
       await Deno.mkdir(logDir, { recursive: true });
       const args = ["run", "-A", s.script, o.dataset, "--profile", o.profile, ...(o.stageArgs ?? [])];
       const t0 = performance.now();
@@ -403,6 +422,9 @@ export async function runPipeline(o: PipelineOptions): Promise<RunReport> {
       runnerLock.noteChild(null);
       const duration = (performance.now() - t0) / 1000;
       let failure: string | null = null;
+      const missing = st.success ? s.outs.filter((out) => !existsSync(`${o.root}/${out.path}`)) : [];
+      if (interrupted || !st.success || missing.length > 0) await restoreAside();
+      else await dropAside();
       if (interrupted) {
         delete lastRun.stages[s.name];
         lastRun.interrupted = true;
@@ -418,14 +440,6 @@ export async function runPipeline(o: PipelineOptions): Promise<RunReport> {
           duration.toFixed(1)
         } s; see data/${o.dataset}/logs/${s.name}.log`;
       } else {
-        const missing = s.outs.filter((out) => {
-          try {
-            Deno.statSync(`${o.root}/${out.path}`);
-            return false;
-          } catch {
-            return true;
-          }
-        });
         if (missing.length > 0) {
           failure = `stage ${s.name} (${s.script}) exited 0 but did not write its out ${
             missing.map((m) => `${m.path} (${pr!.pipeline.file}:${m.line})`).join(", ")
@@ -476,5 +490,37 @@ export async function runPipeline(o: PipelineOptions): Promise<RunReport> {
     for (const [sig, h] of handlers) Deno.removeSignalListener(sig, h);
     await pr?.ctx.cache.save().catch(() => {});
     runnerLock.release();
+  }
+}
+
+/** Suffix of an out moved aside while its stage reruns (contains ".tmp-", so hashing ignores it). */
+const ASIDE = ".tmp-prev-";
+
+/** Removes outs a killed runner left moved aside next to `path`. */
+async function removeAside(path: string): Promise<void> {
+  const slash = path.lastIndexOf("/");
+  const dir = path.slice(0, slash), base = path.slice(slash + 1) + ASIDE;
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (e.name.startsWith(base)) await Deno.remove(`${dir}/${e.name}`, { recursive: true }).catch(() => {});
+    }
+  } catch { /* no folder yet */ }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function existsSync(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -88,9 +88,9 @@ async function pick(opts: InitBackendOptions): Promise<BackendInfo> {
     throw new Error(`lib/backend.ts: unknown backend '${want}', expected auto, tensorflow, wasm or cpu.`);
   }
   const tried: string[] = [];
-  const say = (line: string) => {
+  const say = (line: string, print = true) => {
     tried.push(line);
-    if (!opts.quiet) console.error(`backend: ${line}`);
+    if (print && !opts.quiet) console.error(`backend: ${line}`);
   };
   const plural = (n: number) => `${n} thread${n === 1 ? "" : "s"}`;
   const done = (name: BackendName, threads: number, gpu: boolean, native = false): BackendInfo => {
@@ -102,13 +102,23 @@ async function pick(opts: InitBackendOptions): Promise<BackendInfo> {
   };
 
   if (want === "auto" || want === "tensorflow") {
+    const failed: [string, string][] = [];
     for (const pkg of ["@tensorflow/tfjs-node-gpu", "@tensorflow/tfjs-node"]) {
       const err = await tryImport(pkg);
       if (err === null && tf.findBackend("tensorflow") && await tf.setBackend("tensorflow")) {
         const gpu = pkg.endsWith("-gpu") && await gpuDevicePresent();
         return done("tensorflow", navigator.hardwareConcurrency ?? 1, gpu);
       }
-      say(`${pkg} unavailable: ${err ?? "backend did not initialise"}`);
+      const why = err ?? "backend did not initialise";
+      failed.push([pkg, why]);
+      say(`${pkg} unavailable: ${why}`, false);
+    }
+    // one line for both when they fail alike (the usual case: no libtensorflow), so every stage's log is not
+    // led by two long lines
+    if (!opts.quiet) {
+      const [[a, wa], [b, wb]] = failed;
+      if (wa === wb) console.error(`backend: ${a} and ${b} unavailable: ${wa}`);
+      else for (const [p, w] of failed) console.error(`backend: ${p} unavailable: ${w}`);
     }
     if (want === "tensorflow") {
       throw new Error(
@@ -167,7 +177,7 @@ async function tryImport(pkg: string): Promise<string | null> {
   } catch (e) {
     const msg = (e instanceof Error ? e.message : String(e)).split("\n")[0].trim();
     const m = /can not be found at path: (\S+?)\.?$/.exec(msg);
-    return m ? `native addon not built (${m[1]} missing; libtensorflow was not installed)` : msg;
+    return m ? "native addon not built (libtensorflow was not installed)" : msg;
   } finally {
     console.warn = warn;
   }

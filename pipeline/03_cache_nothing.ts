@@ -23,7 +23,9 @@ await runStage("freeze", async (ctx) => {
     seed: config.seed,
   });
   console.error(
-    `freeze: between two inception crops of the same ${n} validation images the teacher's top-1 changes ` +
+    `freeze: between two inception crops of the same ${n} validation image${
+      n === 1 ? "" : "s"
+    } the teacher's top-1 changes ` +
       `${(100 * consistency.top1_change_rate).toFixed(1)} % of the time (mean KL ${
         consistency.mean_kl.toFixed(3)
       })`,

@@ -95,6 +95,10 @@ Deno.test("import writes stratified, labelled TFRecord shards holding the origin
   assert.deepEqual(r.splits.validation.perClass, [2, 1, 1]); // Zebra 15 → 1.5, cat 12 → 1.2, dog 10 → 1.0
   assert.deepEqual(r.splits.test.perClass, [2, 1, 1]);
   assert.deepEqual(r.splits.train.perClass, [11, 10, 8]);
+  // 4 test images for 3 classes: the importer says their accuracy will be coarse
+  assert.ok(
+    r.notes.some((n) => /^the test split has only 4 images \(3 classes\).*one image is 25\.0 points/.test(n)),
+  );
   assert.deepEqual(
     r.splits.train.shards,
     [0, 1, 2, 3].map((i) => `train/train_mine-${i}-${i < 3 ? 8 : 5}.tfrec`),
@@ -343,4 +347,21 @@ Deno.test("the CLI imports as a subprocess and refuses with one line and exit 1"
   const bad = await run(photos.dir, "cli2", "--val", "lots");
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /--val expects a number, got "lots"/);
+});
+
+Deno.test("datasetYaml: a tiny dataset's cpu profile still trains longer than its smoke profile", () => {
+  const text = datasetYaml({
+    name: "tiny",
+    folder: "/photos",
+    source: "/repo/data/tiny/source",
+    classes: ["a", "b", "c"],
+    counts: { train: 10, validation: 1, test: 1 },
+    referenceSize: 64,
+    seed: 0,
+    val: 0.1,
+    test: 0.1,
+  });
+  const at = (profile: string) => resolveText(text, "tiny.yaml", { dataset: "tiny", profile }).config;
+  assert.ok(at("cpu").teacher.train.steps > at("smoke").teacher.train.steps);
+  assert.ok(at("cpu").distill.steps > at("smoke").distill.steps);
 });

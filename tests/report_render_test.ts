@@ -114,7 +114,8 @@ Deno.test("headline table numbers match the metrics input", async () => {
       assert.ok(got !== null && Math.abs(got - want) <= tol, `${row[0]} ${cellName}: ${got} vs ${want}`);
     };
     near("Top-1", m.top1, 5e-5);
-    near("Top-5", m.top5, 5e-5);
+    // three classes: every label is in the top 5, so the column says nothing and is left out
+    assert.equal(row[col("Top-5")], "—");
     near("Params", m.params, 0);
     near("Size on disk", m.bytes, 0.005 * 1024);
     near("Latency b1", m.latency_ms_b1, 0.005);
@@ -124,7 +125,7 @@ Deno.test("headline table numbers match the metrics input", async () => {
       near("Compression", 1, 0);
     } else {
       near("Agree@1", m.agreement_top1, 5e-5);
-      near("Agree@5", m.agreement_top5, 5e-5);
+      assert.equal(row[col("Agree@5")], "—");
       near("KL", m.kl, 5e-5);
       near("Compression", t.params / m.params, 0.005);
       near("Speed-up b1", t.latency_ms_b1 / m.latency_ms_b1, 0.005);
@@ -401,4 +402,28 @@ Deno.test("published numbers: input, config block over the built-in, explicit no
   const md =
     (await renderReport({ ...fixture(0.6), config: { ...fixture(0.6).config, published: null } })).markdown;
   assert.match(md, /config turns the comparison off/);
+});
+
+Deno.test("verdict: top-5 shown with many classes, a teacher at chance is said so, a tiny test split is flagged", async () => {
+  const input = fixture(0.6);
+  const ten = (m: M, top1: number): M => ({
+    ...m,
+    top1,
+    per_class: Array.from({ length: 10 }, () => top1),
+    confusion: Array.from({ length: 10 }, () => Array(10).fill(3)),
+    n: 20,
+  });
+  input.metrics.teacher = ten(input.metrics.teacher, 0.1);
+  input.metrics.students.function_matching = ten(input.metrics.students.function_matching, 0.15);
+  input.metrics.students.labels = ten(input.metrics.students.labels, 0.1);
+  const { markdown } = await renderReport(input);
+  const { header, rows } = headlineTable(markdown);
+  const t = rows.get("teacher (`d10-12`)")!;
+  assert.equal(parseCell(t[header.indexOf("Top-5")]), input.metrics.teacher.top5);
+  const verdict = markdown.split("\n\n")[1];
+  assert.match(verdict, /The teacher is at chance level \(1\/10 = 10\.00 %\)/);
+  assert.match(
+    verdict,
+    /With only 20 evaluation images these accuracies say little: one image is 5\.0 points\./,
+  );
 });

@@ -214,6 +214,15 @@ Deno.test("cli: usage, manifest errors with lines, status output", async () => {
     const rb = await runCli(f.root, ["run", "fetch", "--profile", "smoke", "--backend", "cpu", "--force"]);
     assert.equal(rb.code, 0, rb.stderr);
     assert.match(await f.read("data/ds/fetched/args.txt"), /^ds --profile smoke --set backend=cpu/);
+    // status under another profile than the last run's says so, instead of leaving "everything stale" unexplained
+    const other = await runCli(f.root, ["status", "--profile", "cpu"]);
+    assert.equal(other.code, 0);
+    assert.match(
+      other.stdout,
+      /\(the last run used --profile smoke: give status the same --profile and --source/,
+    );
+    const same = await runCli(f.root, ["status", "--profile", "smoke"]);
+    assert.doesNotMatch(same.stdout, /the last run used/);
   } finally {
     await f.cleanup();
   }

@@ -476,6 +476,19 @@ export async function importFolder(opts: ImportOptions): Promise<ImportResult> {
           `--image-size ${Math.min(256, referenceSize)} re-encodes them once and trains much faster.`,
       );
     }
+    for (const split of ["validation", "test"] as const) {
+      const k = info.counts[split];
+      if (k < 10 * scan.classes.length && k < 100) {
+        notes.push(
+          `the ${split} split has only ${k} image${
+            k === 1 ? "" : "s"
+          } (${scan.classes.length} classes): its accuracies will be coarse (one image is ${
+            (100 / Math.max(k, 1)).toFixed(1)
+          } points); ` +
+            `more photos, or a larger --${split === "test" ? "test" : "val"} fraction, make them meaningful.`,
+        );
+      }
+    }
     if (scan.skipped.length) {
       notes.push(
         `${scan.skipped.length} file(s) that are not .jpg/.jpeg/.png were skipped, e.g. ${scan.skipped[0]}.`,
@@ -606,8 +619,9 @@ function _recipe(kind: "paper" | "cpu" | "smoke", r: number, n: Record<SplitName
       "bit-basic:root=8,widths=16-32-64,units=1-1-1,strides=2-2-2,rootStride=2",
     ];
     tBatch = dBatch = batchFor(tiny ? 128 : 64, n.train);
-    tSteps = stepsFor(60, n.train, tBatch, 100, 3000);
-    dSteps = stepsFor(60, n.train, dBatch, 100, 3000);
+    // never shorter than smoke's 120 steps: "smoke first, then cpu" must mean more training, not less
+    tSteps = stepsFor(60, n.train, tBatch, 240, 3000);
+    dSteps = stepsFor(60, n.train, dBatch, 240, 3000);
     cap = 100;
   } else {
     arch = tiny ? ["d10-12", "d10-6s"] : ["R50x1", "R26x1"];
@@ -789,7 +803,7 @@ export function datasetYaml(info: DatasetInfo): string {
     `Recipes follow ${
       res.paper <= 48 ? "cifar10.yaml (tiny images)" : "pets37.yaml (photos)"
     }; step counts are set from ` +
-    `the train split (paper: teacher 100 / distill 1000 epochs; cpu: 60 epochs, at most 3000 steps).`,
+    `the train split (paper: teacher 100 / distill 1000 epochs; cpu: 60 epochs, 240 to 3000 steps).`,
   ];
   const comments: Record<string, string[]> = {
     source: ["The folder `deno task import` wrote; the fetch stage copies and verifies it."],

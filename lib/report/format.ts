@@ -112,3 +112,8 @@ export function parseCell(s: string): number | null {
   };
   return v * (mult[m[2] ?? ""] ?? 1);
 }
+
+/** "1 image", "2 images": a count with its noun, pluralised by appending "s". */
+export function count(n: number, noun: string): string {
+  return `${int(n)} ${noun}${n === 1 ? "" : "s"}`;
+}

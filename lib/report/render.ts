@@ -259,7 +259,9 @@ function verdict(input: ReportInput, facts: RunFacts, split: string): string {
   const s = students[main];
   const parts: string[] = [];
   const n = num(s.n);
-  const on = n !== undefined ? `the ${code(split)} split (${f.int(n)} images)` : `the ${code(split)} split`;
+  const on = n !== undefined
+    ? `the ${code(split)} split (${f.count(n, "image")})`
+    : `the ${code(split)} split`;
   parts.push(
     `**At a glance.** The ${code(main)} student reaches **${f.pct(s.top1)}** top-1 on ${on}, against ` +
       `**${f.pct(teacher.top1)}** for the teacher (${f.pts(s.top1 - teacher.top1)}), and agrees with the ` +
@@ -300,14 +302,28 @@ function verdict(input: ReportInput, facts: RunFacts, split: string): string {
   }
   if (n !== undefined && n > 0) {
     const se = Math.sqrt((s.top1 * (1 - s.top1)) / n);
-    if (se > 0.01) {
+    if (n < 100) {
+      // a standard error from a handful of images (0 when every one is right) would itself mislead
       parts.push(
-        `With ${f.int(n)} evaluation images the standard error of that top-1 is about ±${
+        `With only ${f.count(n, "evaluation image")} these accuracies say little: one image is ` +
+          `${f.dec(100 / n, 1)} points.`,
+      );
+    } else if (se > 0.01) {
+      parts.push(
+        `With ${f.count(n, "evaluation image")} the standard error of that top-1 is about ±${
           f.dec(se * 100, 1)
         } ` +
           `points, so differences of a few points are noise.`,
       );
     }
+  }
+  const C = teacher.per_class?.length ?? 0;
+  if (C > 1 && teacher.top1 < 1.5 / C) {
+    parts.push(
+      `The teacher is at chance level (1/${C} = ${f.pct(1 / C)}): it has not learned the task, so neither ` +
+        `number says anything about distillation yet. This run exercised the pipeline; a longer profile, ` +
+        `more data or \`teacher.pretrained\` is what gives a teacher worth matching.`,
+    );
   }
   const lb = labelsBeatFmSentence(students, facts.epochs);
   if (lb) parts.push(lb);
@@ -316,6 +332,9 @@ function verdict(input: ReportInput, facts: RunFacts, split: string): string {
 
 function headline(input: ReportInput, facts: RunFacts, modes: string[], split: string): string {
   const { teacher, students } = input.metrics;
+  // with five classes or fewer every label is in the top 5: the column would only ever read 100 %
+  const few = (teacher.per_class?.length ?? 99) <= 5;
+  const top5 = (x: number) => few ? f.DASH : f.pct(x);
   const header = [
     "Model",
     "Top-1",
@@ -335,7 +354,7 @@ function headline(input: ReportInput, facts: RunFacts, modes: string[], split: s
   const rows = [[
     `teacher${arch(facts.teacher_arch)}`,
     f.pct(teacher.top1),
-    f.pct(teacher.top5),
+    top5(teacher.top5),
     f.DASH,
     f.DASH,
     f.DASH,
@@ -352,9 +371,9 @@ function headline(input: ReportInput, facts: RunFacts, modes: string[], split: s
     rows.push([
       `student ${code(mode)}${arch(facts.student_arch)}`,
       f.pct(m.top1),
-      f.pct(m.top5),
+      top5(m.top5),
       f.pct(m.agreement_top1),
-      f.pct(m.agreement_top5),
+      top5(m.agreement_top5),
       f.dec(m.kl),
       f.int(m.params),
       f.bytes(m.bytes),
@@ -376,10 +395,11 @@ function headline(input: ReportInput, facts: RunFacts, modes: string[], split: s
   return [
     "## Headline numbers",
     "",
-    `Measured on the ${code(split)} split${n !== undefined ? ` (${f.int(n)} images)` : ""}.`,
+    `Measured on the ${code(split)} split${n !== undefined ? ` (${f.count(n, "image")})` : ""}.`,
     "",
     table(header, rows, align),
     "",
+    (few ? "Top-5 and Agree@5 are left out: with five classes or fewer they are always 100 %. " : "") +
     `Top-k: the label is among the model's k highest logits. Agree@k: the teacher's top-1 class is among ` +
     `the student's top-k. KL: mean KL(teacher ‖ student) of the softmaxes at T = 1, in nats. Size on disk: ` +
     `the weights file. Latency b1: median forward time of one image; throughput b64: images per second at ` +
@@ -564,9 +584,9 @@ function stagesSection(stages: StageRun[] | undefined): string {
   lines.push(
     table(["Stage", "Script", "Status", "Time"], rows, ["---", "---", "---", "--:"]),
     "",
-    `${ran.length} of ${stages.length} stages ran (${
-      f.duration(total)
-    } in total); the others were up to date.`,
+    `${ran.length} of ${stages.length} stages ran (${f.duration(total)} in total)${
+      ran.length < stages.length ? "; the others were up to date" : ""
+    }.`,
   );
   return lines.join("\n");
 }
@@ -726,16 +746,17 @@ export async function renderReport(input: ReportInput): Promise<ReportOutput> {
       img("cache_nothing.svg", "How often the teacher's top-1 changes between two inception crops"),
       "",
       `No teacher prediction is cached: over ${
-        f.int(cn.pairs)
-      } pairs of inception crops of the same validation ` +
+        f.count(cn.pairs, "pair")
+      } of inception crops of the same validation ` +
         `image the teacher's top-1 changed ${
           f.pct(cn.top1_change_rate)
         } of the time (mean KL between the two ` +
-        `answers ${
-          f.dec(cn.mean_kl)
-        } nats), so a stored answer would be the wrong target for many crops the ` +
-        `student trains on, and function matching recomputes the teacher on exactly the crop and mixup the ` +
-        `student sees.`,
+        `answers ${f.dec(cn.mean_kl)} nats), ${
+          cn.top1_change_rate >= 0.05
+            ? "so a stored answer would be the wrong target for many crops the student trains on"
+            : "here the answers rarely moved on so few images, but a stored answer still could not follow " +
+              "the mixup, which blends every training batch"
+        }; function matching recomputes the teacher on exactly the crop and mixup the student sees.`,
       "",
     );
   } else {

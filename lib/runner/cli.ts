@@ -164,6 +164,12 @@ export async function main(args: string[]): Promise<number> {
         console.log(`(a runner, pid ${r.runnerPid}, is working on ${dataset} right now)`);
       }
       console.log(r.text);
+      if (r.lastProfile && r.lastProfile !== resolved.profile) {
+        console.log(
+          `(the last run used --profile ${r.lastProfile}: give status the same --profile and --source to ` +
+            `compare with it)`,
+        );
+      }
       console.log(`(checked in ${((performance.now() - t0) / 1000).toFixed(2)} s)`);
       return 0;
     }

@@ -88,6 +88,8 @@ export interface StatusReport {
   runnerPid?: number;
   /** Stat cache counters of this check: files answered from the cache, files hashed, bytes read. */
   cache: { hits: number; hashed: number; bytes: number };
+  /** The profile of the last recorded run, when there is one. */
+  lastProfile?: string;
 }
 
 /** Result of {@linkcode runPipeline}. */
@@ -264,6 +266,7 @@ export async function pipelineStatus(o: PipelineOptions): Promise<StatusReport> 
     text: formatVerdicts(verdicts),
     runnerPid: holder?.pid,
     cache: { ...pr.ctx.cache.stats },
+    lastProfile: pr.lock.last_run?.profile,
   };
 }
 

@@ -89,9 +89,9 @@ export async function hashOuts(
   return outs;
 }
 
-function capped(lines: string[]): string[] {
+function capped(lines: string[], noun = "files"): string[] {
   if (lines.length <= MAX_FILE_REASONS) return lines;
-  return [...lines.slice(0, MAX_FILE_REASONS), `… and ${lines.length - MAX_FILE_REASONS} more files`];
+  return [...lines.slice(0, MAX_FILE_REASONS), `… and ${lines.length - MAX_FILE_REASONS} more ${noun}`];
 }
 
 /** Sentences describing how `cur` differs from `old` for one path (empty when identical). */
@@ -164,7 +164,9 @@ export function staleReasons(
     else if (was.hash !== v.hash) {
       const prefix = k === "*" ? "" : k.endsWith(".*") ? k.slice(0, -2) : k;
       const diffs = diffValues(prefix, was.value, v.value);
-      reasons.push(...capped(diffs.length > 0 ? diffs.map((d) => `params ${d}`) : [`params ${k} changed`]));
+      reasons.push(
+        ...capped(diffs.length > 0 ? diffs.map((d) => `params ${d}`) : [`params ${k} changed`], "params"),
+      );
     }
   }
   for (const k of Object.keys(entry.params ?? {})) {

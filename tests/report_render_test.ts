@@ -257,6 +257,12 @@ Deno.test("the verdict says so plainly when labels beats function matching", asy
   assert.match(verdict(win), /short schedules favour labels/);
   assert.match(verdict(win), /function matching keeps improving with long schedules/);
   assert.match(verdict(win), /about 144\.1 epochs/); // 500 steps × 64 / 222 images
+  // the other way round, the verdict names what function matching beat, by how much
+  assert.match(
+    verdict(lose),
+    /At the same budget function matching beats training on the labels by 10\.21 pts/,
+  );
+  assert.doesNotMatch(verdict(win), /function matching beats/);
 });
 
 Deno.test("published numbers, differences, sections in order, config and environment", async () => {

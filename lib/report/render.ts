@@ -252,6 +252,25 @@ export function labelsBeatFmSentence(students: Record<string, M>, epochs?: numbe
     `that function matching keeps improving with long schedules (hundreds to thousands of epochs)${ran}.`;
 }
 
+/** How function matching compares with the ablation students it beat, or "" when there are none. */
+export function ablationSentence(students: Record<string, M>): string {
+  const fm = students.function_matching;
+  if (!fm) return "";
+  const names: Record<string, string> = {
+    fixed_teacher: "the fixed teacher (answers precomputed on centre crops)",
+    consistent: "consistent teaching without mixup",
+    labels: "training on the labels",
+  };
+  const beaten = Object.keys(names).filter((m) => students[m] && students[m].top1 < fm.top1);
+  if (beaten.length === 0) return "";
+  const parts = beaten.map((m) =>
+    `${names[m]} by ${f.pts(fm.top1 - students[m].top1).replace(/^\+/, "")} (agreement ${
+      f.pts(fm.agreement_top1 - students[m].agreement_top1)
+    })`
+  );
+  return `At the same budget function matching beats ${parts.join(" and ")}.`;
+}
+
 function verdict(input: ReportInput, facts: RunFacts, split: string): string {
   const { teacher, students } = input.metrics;
   const main = mainMode(Object.keys(students));
@@ -327,6 +346,8 @@ function verdict(input: ReportInput, facts: RunFacts, split: string): string {
   }
   const lb = labelsBeatFmSentence(students, facts.epochs);
   if (lb) parts.push(lb);
+  const ab = ablationSentence(students);
+  if (ab) parts.push(ab);
   return parts.join(" ");
 }
 

@@ -31,26 +31,30 @@ static inline void st8(float* p, v8 v) { memcpy(p, &v, sizeof v); }
 
 enum { MR = 6, NR = 16, MAX_THREADS = 64, CHUNK = 96 };
 
+/* the 6×16 accumulator block of the micro-kernels: twelve 8-wide registers */
+#define ACC_LOAD                                                                                      \
+  v8 c00 = ld8(acc + 0), c01 = ld8(acc + 8), c10 = ld8(acc + 16), c11 = ld8(acc + 24);                 \
+  v8 c20 = ld8(acc + 32), c21 = ld8(acc + 40), c30 = ld8(acc + 48), c31 = ld8(acc + 56);               \
+  v8 c40 = ld8(acc + 64), c41 = ld8(acc + 72), c50 = ld8(acc + 80), c51 = ld8(acc + 88)
+#define ACC_FMA                                                                                       \
+  c00 += a0 * b0; c01 += a0 * b1; c10 += a1 * b0; c11 += a1 * b1; c20 += a2 * b0; c21 += a2 * b1;     \
+  c30 += a3 * b0; c31 += a3 * b1; c40 += a4 * b0; c41 += a4 * b1; c50 += a5 * b0; c51 += a5 * b1
+#define ACC_STORE                                                                                     \
+  st8(acc + 0, c00); st8(acc + 8, c01); st8(acc + 16, c10); st8(acc + 24, c11);                        \
+  st8(acc + 32, c20); st8(acc + 40, c21); st8(acc + 48, c30); st8(acc + 56, c31);                      \
+  st8(acc + 64, c40); st8(acc + 72, c41); st8(acc + 80, c50); st8(acc + 88, c51)
+
 /* acc[6][16] += sum_i a_i ⊗ b_i, where a_i = (a[0], a[rs], ..., a[5 rs]) then a += step, b_i = b[0..16), b += 16. */
 static void mk(int n, const float* a, long rs, long step, const float* b, float* acc) {
-  v8 c00 = ld8(acc + 0), c01 = ld8(acc + 8), c10 = ld8(acc + 16), c11 = ld8(acc + 24);
-  v8 c20 = ld8(acc + 32), c21 = ld8(acc + 40), c30 = ld8(acc + 48), c31 = ld8(acc + 56);
-  v8 c40 = ld8(acc + 64), c41 = ld8(acc + 72), c50 = ld8(acc + 80), c51 = ld8(acc + 88);
+  ACC_LOAD;
   for (int i = 0; i < n; i++) {
     v8 b0 = ld8(b), b1 = ld8(b + 8);
     float a0 = a[0], a1 = a[rs], a2 = a[2 * rs], a3 = a[3 * rs], a4 = a[4 * rs], a5 = a[5 * rs];
-    c00 += a0 * b0; c01 += a0 * b1;
-    c10 += a1 * b0; c11 += a1 * b1;
-    c20 += a2 * b0; c21 += a2 * b1;
-    c30 += a3 * b0; c31 += a3 * b1;
-    c40 += a4 * b0; c41 += a4 * b1;
-    c50 += a5 * b0; c51 += a5 * b1;
+    ACC_FMA;
     a += step;
     b += NR;
   }
-  st8(acc + 0, c00); st8(acc + 8, c01); st8(acc + 16, c10); st8(acc + 24, c11);
-  st8(acc + 32, c20); st8(acc + 40, c21); st8(acc + 48, c30); st8(acc + 56, c31);
-  st8(acc + 64, c40); st8(acc + 72, c41); st8(acc + 80, c50); st8(acc + 88, c51);
+  ACC_STORE;
 }
 
 typedef struct {
@@ -110,26 +114,17 @@ static int clamp_threads(int t) { return t < 1 ? 1 : t > MAX_THREADS ? MAX_THREA
 /* acc[6][16] += Σ_taps Σ_c a_r,t[c] ⊗ b: a_r,t = 6 pointers per tap (x at that tap of each output position, or
    zeros), b = packed panel rows, Ci per tap. Direct convolution: nothing is copied into an im2col buffer. */
 static void mk_taps(int ntaps, int ci, const float* const* ap, const float* b, float* acc) {
-  v8 c00 = ld8(acc + 0), c01 = ld8(acc + 8), c10 = ld8(acc + 16), c11 = ld8(acc + 24);
-  v8 c20 = ld8(acc + 32), c21 = ld8(acc + 40), c30 = ld8(acc + 48), c31 = ld8(acc + 56);
-  v8 c40 = ld8(acc + 64), c41 = ld8(acc + 72), c50 = ld8(acc + 80), c51 = ld8(acc + 88);
+  ACC_LOAD;
   for (int t = 0; t < ntaps; t++, ap += MR) {
     const float *p0 = ap[0], *p1 = ap[1], *p2 = ap[2], *p3 = ap[3], *p4 = ap[4], *p5 = ap[5];
     for (int i = 0; i < ci; i++) {
       v8 b0 = ld8(b), b1 = ld8(b + 8);
       float a0 = p0[i], a1 = p1[i], a2 = p2[i], a3 = p3[i], a4 = p4[i], a5 = p5[i];
-      c00 += a0 * b0; c01 += a0 * b1;
-      c10 += a1 * b0; c11 += a1 * b1;
-      c20 += a2 * b0; c21 += a2 * b1;
-      c30 += a3 * b0; c31 += a3 * b1;
-      c40 += a4 * b0; c41 += a4 * b1;
-      c50 += a5 * b0; c51 += a5 * b1;
+      ACC_FMA;
       b += NR;
     }
   }
-  st8(acc + 0, c00); st8(acc + 8, c01); st8(acc + 16, c10); st8(acc + 24, c11);
-  st8(acc + 32, c20); st8(acc + 40, c21); st8(acc + 48, c30); st8(acc + 56, c31);
-  st8(acc + 64, c40); st8(acc + 72, c41); st8(acc + 80, c50); st8(acc + 88, c51);
+  ACC_STORE;
 }
 
 /* the 8-wide variant for a last panel of at most 8 channels (narrow layers waste half of a 16-wide panel) */

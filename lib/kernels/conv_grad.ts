@@ -22,17 +22,22 @@ import { type Attrs, KernelScope, type TI } from "./_scope.ts";
 type AnyBackend = any;
 type KernelArgs = { inputs: Record<string, TI>; backend: AnyBackend; attrs?: Attrs };
 
-function convInfo(xShape: number[], filterShape: number[], attrs: Attrs, kernel: string) {
-  if (attrs.dataFormat !== undefined && attrs.dataFormat !== "NHWC") {
-    throw new Error(
-      `lib/kernels/conv_grad.ts ${kernel}: dataFormat ${attrs.dataFormat} unsupported, expected NHWC.`,
-    );
+/** The conv geometry of an NHWC Conv2D (or its gradient) kernel call; other layouts are a clear error. */
+export function convInfo(
+  xShape: number[],
+  filterShape: number[],
+  attrs: Attrs,
+  kernel: string,
+  dilations: number | [number, number] = 1,
+) {
+  if (attrs.dataFormat !== undefined && attrs.dataFormat !== "NHWC" && attrs.dataFormat !== "channelsLast") {
+    throw new Error(`lib/kernels ${kernel}: dataFormat ${attrs.dataFormat} unsupported, expected NHWC.`);
   }
   return tf.backend_util.computeConv2DInfo(
     xShape as [number, number, number, number],
     filterShape as [number, number, number, number],
     attrs.strides as [number, number],
-    1,
+    dilations,
     attrs.pad as "same",
     attrs.dimRoundingMode as "floor" | undefined,
   );

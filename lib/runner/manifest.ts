@@ -10,6 +10,7 @@
  * {@linkcode bindManifest} fills in `{dataset}`, checks paths against the disk and orders the stages.
  */
 
+import { existsSync } from "../fs.ts";
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import { posix } from "node:path";
 
@@ -219,15 +220,6 @@ function normalisePath(p: string): string {
   return n.length > 1 && n.endsWith("/") ? n.slice(0, -1) : n;
 }
 
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Fills in `{dataset}`, checks every path against the repo at `root`, links deps to the stages whose outs
  * they read and orders the stages. Problems (missing script, a dep nothing provides, an out claimed by two
@@ -265,7 +257,7 @@ export function bindManifest(manifest: Manifest, opts: { root: string; dataset: 
     if (names.has(s.name)) problems.push(`${file}:${s.line}: stage "${s.name}" is defined twice`);
     names.add(s.name);
     const script = normalisePath(s.script);
-    if (!exists(posix.join(opts.root, script))) {
+    if (!existsSync(posix.join(opts.root, script))) {
       problems.push(`${file}:${s.scriptLine}: stage "${s.name}" script ${script} does not exist`);
     }
     const number = /^(\d+)_/.exec(posix.basename(script))?.[1];
@@ -310,7 +302,7 @@ export function bindManifest(manifest: Manifest, opts: { root: string; dataset: 
         );
       }
       d.producers.forEach((p) => p !== s.name && up.add(p));
-      if (d.producers.length === 0 && !exists(`${opts.root}/${d.path}`)) {
+      if (d.producers.length === 0 && !existsSync(`${opts.root}/${d.path}`)) {
         problems.push(
           `${file}:${d.line}: stage "${s.name}" dep ${d.path} does not exist and no stage lists it (or a folder above it) in its outs`,
         );

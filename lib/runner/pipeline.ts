@@ -13,6 +13,7 @@
  * byte-identical outs stops the cascade.
  */
 
+import { existsSync } from "../fs.ts";
 import { stageCode } from "./codegraph.ts";
 import { StatCache } from "./hash.ts";
 import { type LastRun, type LockFile, readLock, writeLock } from "./lock.ts";
@@ -392,7 +393,7 @@ export async function runPipeline(o: PipelineOptions): Promise<RunReport> {
       }
       const restoreAside = async () => {
         for (const [path, to] of aside) {
-          if (await exists(path)) await Deno.remove(to, { recursive: true }).catch(() => {});
+          if (existsSync(path)) await Deno.remove(to, { recursive: true }).catch(() => {});
           else await Deno.rename(to, path).catch(() => {});
         }
       };
@@ -508,22 +509,4 @@ async function removeAside(path: string): Promise<void> {
       if (e.name.startsWith(base)) await Deno.remove(`${dir}/${e.name}`, { recursive: true }).catch(() => {});
     }
   } catch { /* no folder yet */ }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function existsSync(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -17,6 +17,7 @@
  * ```
  * @module
  */
+import { existsSync } from "../../fs.ts";
 import { sha256Text } from "../../runner/hash.ts";
 import { cacheDir } from "../../cache_dir.ts";
 import { NATIVE_SOURCE } from "./source.ts";
@@ -83,7 +84,7 @@ async function _load(): Promise<NativeLoad> {
   const ext = Deno.build.os === "darwin" ? "dylib" : "so";
   const path = `${dir}/funmatch-kernels-${key}.${ext}`;
   let built = false;
-  if (!await _exists(path)) {
+  if (!existsSync(path)) {
     const err = await _compile(compiler.cmd, dir, path);
     if (err) return { ok: false, reason: err };
     built = true;
@@ -151,14 +152,5 @@ async function _cpuFlags(): Promise<string> {
     return /^flags\s*:(.*)$/m.exec(info)?.[1].trim() ?? "";
   } catch {
     return "";
-  }
-}
-
-async function _exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
   }
 }

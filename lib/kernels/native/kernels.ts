@@ -11,35 +11,14 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { Attrs, TI } from "../_scope.ts";
+import { convInfo } from "../conv_grad.ts";
 import type { NativeLib } from "./build.ts";
 
 // deno-lint-ignore no-explicit-any
 type WasmBackend = any;
 type KernelArgs = { inputs: Record<string, TI>; backend: WasmBackend; attrs?: Attrs };
 
-type Info = ReturnType<typeof tf.backend_util.computeConv2DInfo>;
-
-function info(
-  kernel: string,
-  xShape: number[],
-  filterShape: number[],
-  attrs: Attrs,
-  dilations: number | [number, number] = 1,
-): Info {
-  if (attrs.dataFormat !== undefined && attrs.dataFormat !== "NHWC" && attrs.dataFormat !== "channelsLast") {
-    throw new Error(
-      `lib/kernels/native/kernels.ts ${kernel}: dataFormat ${attrs.dataFormat} unsupported, expected NHWC.`,
-    );
-  }
-  return tf.backend_util.computeConv2DInfo(
-    xShape as [number, number, number, number],
-    filterShape as [number, number, number, number],
-    attrs.strides as [number, number],
-    dilations,
-    attrs.pad as "same",
-    attrs.dimRoundingMode as "floor" | undefined,
-  );
-}
+type Info = ReturnType<typeof convInfo>;
 
 /** [B, H, W, Ci, KH, KW, Co, sh, sw, dh, dw, pad top, pad left, Ho, Wo], the C side's `geom`. */
 function geometry(c: Info): Int32Array {
@@ -77,7 +56,7 @@ export function nativeKernels(lib: NativeLib, threads: number): Record<string, t
   const s = lib.symbols;
   const conv2d = ({ inputs, backend, attrs = {} }: KernelArgs): TI => {
     const { x, filter } = inputs;
-    const c = info("Conv2D", x.shape, filter.shape, attrs, (attrs.dilations ?? 1) as [number, number]);
+    const c = convInfo(x.shape, filter.shape, attrs, "Conv2D", (attrs.dilations ?? 1) as [number, number]);
     const out: TI = backend.makeOutput(c.outShape, "float32");
     if (empty(c.outShape)) return out;
     if (empty(x.shape) || empty(filter.shape)) return zeros(backend, out);
@@ -87,7 +66,7 @@ export function nativeKernels(lib: NativeLib, threads: number): Record<string, t
   const dfilter = ({ inputs, backend, attrs = {} }: KernelArgs): TI => {
     const { x, dy } = inputs;
     const filterShape = attrs.filterShape as number[];
-    const c = info("Conv2DBackpropFilter", x.shape, filterShape, attrs);
+    const c = convInfo(x.shape, filterShape, attrs, "Conv2DBackpropFilter");
     const out: TI = backend.makeOutput(filterShape, "float32");
     if (empty(filterShape)) return out;
     if (empty(x.shape) || empty(dy.shape)) return zeros(backend, out);
@@ -97,7 +76,7 @@ export function nativeKernels(lib: NativeLib, threads: number): Record<string, t
   const dinput = ({ inputs, backend, attrs = {} }: KernelArgs): TI => {
     const { dy, filter } = inputs;
     const inputShape = attrs.inputShape as number[];
-    const c = info("Conv2DBackpropInput", inputShape, filter.shape, attrs);
+    const c = convInfo(inputShape, filter.shape, attrs, "Conv2DBackpropInput");
     const out: TI = backend.makeOutput(inputShape, "float32");
     if (empty(inputShape)) return out;
     if (empty(dy.shape) || empty(filter.shape)) return zeros(backend, out);
